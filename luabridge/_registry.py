@@ -1,0 +1,176 @@
+"""What an integration declares, and how luabridge finds integrations.
+
+An integration is a module whose ``integration`` attribute is an :class:`Integration`. The built-in ones live
+in the ``integrations`` namespace package (one folder each) and are found by scanning it; a host may also
+name further modules. Both go through :func:`load_integration`, the one door.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from ._errors import UsageError
+
+Operation = Literal["read", "write"]
+
+
+class Secret:
+    """A credential that never shows itself in ``repr``, ``str`` or formatted output."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the secret text; call only where it is sent to its own service."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self):  # never pickled by accident into a log or a child's argv
+        raise TypeError("a Secret cannot be pickled")
+
+
+@dataclass(frozen=True)
+class Account:
+    """One configured account of one integration: its alias, base URL and token."""
+
+    integration: str
+    alias: str
+    url: str
+    token: Secret | None = field(default=None)
+
+    @property
+    def configured(self) -> bool:
+        return self.token is not None
+
+
+@dataclass(frozen=True)
+class AccountScheme:
+    """How an integration's accounts are configured.
+
+    ``env_prefix`` names the environment variables (``<PREFIX>_URL``, ``<PREFIX>_TOKEN``,
+    ``<PREFIX>_<ALIAS>_URL``, ``<PREFIX>_<ALIAS>_TOKEN``); ``token_aliases`` are further suffixes accepted
+    for a token (``ACCESS_TOKEN`` gives ``<PREFIX>_ACCESS_TOKEN``); ``normalize_url`` turns what a user
+    wrote into the base URL and raises :class:`ConfigError` when it cannot.
+    """
+
+    env_prefix: str
+    default_url: str
+    normalize_url: Callable[[str], str]
+    token_aliases: tuple[str, ...] = ()
+
+
+@dataclass
+class CallContext:
+    """What a handler knows about the call it serves.
+
+    ``deadline`` is a ``time.monotonic()`` value the call must finish by (the run's time limit);
+    the HTTP layer records the last ``http_status`` it saw here for the call log.
+    """
+
+    account: Account
+    deadline: float
+    http_status: int | None = None
+
+
+Handler = Callable[[Any, Mapping[str, Any], CallContext], Any]
+
+
+@dataclass(frozen=True)
+class Function:
+    """One function an integration offers to Lua.
+
+    ``parameters`` is the JSON Schema (an ``object`` schema) of its named arguments; each property
+    carries a ``description`` and may carry a ``default``. ``handler(client, args, ctx)`` performs the
+    call with validated ``args`` (defaults filled in) and returns JSON-like data.
+    """
+
+    name: str
+    summary: str
+    description: str
+    operation: Operation
+    parameters: Mapping[str, Any]
+    handler: Handler
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Integration:
+    """An integration: its functions, its docs, and how to reach its accounts.
+
+    ``connect(account)`` returns the client object handlers receive; it is called once per account and
+    reused for every call to that account. ``reference`` is the markdown served as
+    ``lua_read_doc("integrations.<name>")``; ``guides`` are further pages (``integrations.<name>.<page>``).
+    ``module`` is the import path that yields this integration, filled in by :func:`load_integration`.
+    """
+
+    name: str
+    title: str
+    functions: tuple[Function, ...]
+    reference: str
+    accounts: AccountScheme
+    connect: Callable[[Account], Any]
+    guides: Mapping[str, str] = field(default_factory=dict)
+    module: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of the long function names (``freshchat_`` for ``freshchat_list_agents``)."""
+        return f"{self.name}_"
+
+    def function(self, name: str) -> Function | None:
+        """Return the function called ``name`` (short or prefixed), or ``None``."""
+        short = name[len(self.prefix):] if name.startswith(self.prefix) else name
+        for fn in self.functions:
+            if fn.name == short:
+                return fn
+        return None
+
+
+BUILTIN_PACKAGE = "integrations"
+
+
+def load_integration(module_name: str) -> Integration:
+    """Import ``module_name`` and return its ``integration``.
+
+    Raises :class:`UsageError` when the module cannot be imported or declares no integration.
+    """
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import integration module {module_name!r}: {exc}") from exc
+    integration = getattr(module, "integration", None)
+    if not isinstance(integration, Integration):
+        raise UsageError(f"module {module_name!r} has no 'integration' of type luabridge.Integration")
+    return replace(integration, module=module_name)
+
+
+def builtin_integration_modules() -> list[str]:
+    """The module names of every integration folder in the ``integrations`` package, sorted."""
+    try:
+        package = importlib.import_module(BUILTIN_PACKAGE)
+    except ImportError:
+        return []
+    return sorted(
+        f"{BUILTIN_PACKAGE}.{info.name}"
+        for info in pkgutil.iter_modules(package.__path__)
+        if info.ispkg
+    )
