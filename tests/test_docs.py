@@ -1,0 +1,258 @@
+"""Tests for luabridge._docs over a small made-up integration: every page kind, lookup, listing, search."""
+
+from __future__ import annotations
+
+import pytest
+
+from luabridge._docs import DocSet
+from luabridge._errors import LookupFailure
+from luabridge._registry import AccountScheme, Function, Integration
+
+
+def obj(properties, required=()):
+    return {
+        "type": "object", "properties": properties, "required": list(required), "additionalProperties": False,
+    }
+
+
+FUNCTIONS = (
+    Function(
+        "list_items", "List items.", "List the shop's items, newest first.", "read",
+        obj({
+            "page": {"type": "integer", "description": "Page number (default: 1)", "default": 1,
+                     "minimum": 1},
+            "per_page": {"type": "integer", "description": "Items per page", "default": 20, "minimum": 1,
+                         "maximum": 100},
+            "state": {"type": "string", "description": "Only items in this state", "enum": ["draft", "live"]},
+        }),
+        lambda client, args, ctx: client.list_items(args, ctx),
+        ("local r = app.integrations.shop.list_items({page = 2})\nprint(#r.items)",),
+    ),
+    Function(
+        "get_item", "Get one item.", "Get one item by its ID, with its price history.", "read",
+        obj({"id": {"type": "string", "description": "The item ID"}}, ["id"]),
+        lambda client, args, ctx: client.get_item(args, ctx),
+        ('local item = app.integrations.shop.get_item("item-1")\nprint(item.name)',
+         'print(app.integrations.shop.get_item({id = "item-2"}).price)'),
+    ),
+    Function(
+        "create_item", "Create an item.", "Create a draft item, visible only to staff.", "write",
+        obj({"name": {"type": "string", "description": "Item name | shown to buyers"}}, ["name"]),
+        lambda client, args, ctx: client.create_item(args, ctx),
+    ),
+)
+REFERENCE = "# Shop — Lua API\n\nThe shop reference, verbatim.  \n"
+SHOP = Integration(
+    name="shop", title="Shop", functions=FUNCTIONS, reference=REFERENCE,
+    accounts=AccountScheme("SHOP", "https://shop.invalid", lambda url: url), connect=lambda account: None,
+    guides={"recipes": "# Recipes\n\nHow to combine shop calls. More text.\n"},
+)
+GUIDES = {
+    "overview": "# Overview\n\nStart here: how scripts work.\n",
+    "errors": "# Errors\n\nWhat can go wrong.\n",
+}
+PAGES = [
+    "errors", "integrations", "integrations.shop", "integrations.shop.create_item",
+    "integrations.shop.default", "integrations.shop.eu", "integrations.shop.get_item",
+    "integrations.shop.list_items", "integrations.shop.recipes", "integrations.shop.work", "overview",
+]
+
+GET_ITEM_PAGE = """\
+# shop.get_item
+
+Get one item.
+
+Get one item by its ID, with its price history.
+
+Operation: read (it only reads data).
+
+## Parameters
+
+| Name | Type | Required | Description |
+|------|------|----------|-------------|
+| `id` | string | yes | The item ID |
+
+## Calling it
+
+```lua norun
+app.integrations.shop.get_item({id = "..."})
+app.integrations.shop.shop_get_item({id = "..."})  -- the same, prefixed name
+app.integrations.shop.get_item("...")  -- just the 'id'
+app.integrations.shop.default.get_item({id = "..."})  -- the default account, explicitly
+app.integrations.shop.eu.get_item({id = "..."})  -- the account 'eu'
+app.integrations.shop.work.get_item({id = "..."})  -- the account 'work'
+```
+
+Arguments are checked against the parameters before anything is sent.
+
+## Examples
+
+```lua
+local item = app.integrations.shop.get_item("item-1")
+print(item.name)
+```
+
+```lua
+print(app.integrations.shop.get_item({id = "item-2"}).price)
+```
+"""
+
+
+@pytest.fixture
+def docs():
+    return DocSet([SHOP], {"shop": ["work", "default", "eu"]}, guides=GUIDES)
+
+
+def test_integration_page_is_the_reference_exactly(docs):
+    assert docs.read("integrations.shop") == REFERENCE
+    assert docs.read("app.integrations.shop") == REFERENCE
+
+
+def test_function_page_is_generated_from_the_function(docs):
+    assert docs.read("integrations.shop.get_item") == GET_ITEM_PAGE
+
+
+@pytest.mark.parametrize("page", [
+    "integrations.shop.shop_get_item",
+    "app.integrations.shop.get_item",
+    "app.integrations.shop.shop_get_item",
+    "Integrations.Shop.Get_Item",
+    "App.Integrations.Shop.Shop_Get_Item",
+    "  integrations.shop.get_item ",
+])
+def test_function_page_answers_to_every_spelling(docs, page):
+    assert docs.read(page) == GET_ITEM_PAGE
+
+
+def test_parameter_table_shows_defaults_choices_and_bounds(docs):
+    page = docs.read("integrations.shop.list_items")
+    assert "| `page` | integer | no | Page number (default: 1). At least 1. |" in page
+    assert "| `per_page` | integer | no | Items per page. Default `20`, from 1 to 100. |" in page
+    assert '| `state` | string | no | Only items in this state. One of `"draft"`, `"live"`. |' in page
+    assert "app.integrations.shop.list_items()  -- the same as passing {}" in page
+    assert "## Example\n\n```lua\nlocal r = app.integrations.shop.list_items({page = 2})\n" in page
+
+
+def test_write_function_page_says_it_writes_and_escapes_pipes(docs):
+    page = docs.read("integrations.shop.create_item")
+    assert "Operation: write (it changes data; a host that allows only reads refuses it" in page
+    assert r"| `name` | string | yes | Item name \| shown to buyers |" in page
+    assert "## Example" not in page
+
+
+def test_account_pages(docs):
+    work = docs.read("integrations.shop.work")
+    assert work.startswith(
+        "# Shop account 'work'\n\n`app.integrations.shop.work` uses the account configured as 'work'.\n"
+    )
+    assert "Every function works the same under it; only the credentials differ." in work
+    assert "app.integrations.shop.work.<function>({...})" in work
+    assert "Configured accounts: default, eu, work." in work
+    assert "- `create_item` (write): Create an item.\n" in work
+    default = docs.read("integrations.shop.default")
+    assert "exactly like `app.integrations.shop` itself" in default
+
+
+def test_default_account_page_exists_without_configured_accounts():
+    docs = DocSet([SHOP], {}, guides={})
+    assert docs.list("integrations.shop.") == [
+        "integrations.shop.create_item", "integrations.shop.default", "integrations.shop.get_item",
+        "integrations.shop.list_items", "integrations.shop.recipes",
+    ]
+    assert "app.integrations.shop.<account>.get_item" in docs.read("integrations.shop.get_item")
+
+
+def test_integrations_page(docs):
+    assert docs.read("integrations") == (
+        "# Integrations\n\n## Shop\n\n"
+        "- Namespace: `app.integrations.shop` (3 functions: 2 read, 1 write)\n"
+        "- Accounts: default, eu, work\n"
+        '- Reference: lua_read_doc("integrations.shop")\n'
+    )
+
+
+def test_guides_and_integration_guides_are_served_verbatim(docs):
+    assert docs.read("overview") == GUIDES["overview"]
+    assert docs.read("integrations.shop.recipes") == SHOP.guides["recipes"]
+
+
+def test_guides_default_to_the_shipped_docs_folder():
+    docs = DocSet([], {})
+    assert {"overview", "errors"} <= set(docs.list())
+    assert docs.read("overview").startswith("# Overview\n")
+
+
+def test_list_is_sorted_and_holds_every_readable_page_under_short_names(docs):
+    assert docs.list() == PAGES
+    for page in docs.list():
+        assert docs.read(page)
+    assert docs.list("integrations.shop.get") == ["integrations.shop.get_item"]
+    assert docs.list("app.integrations.shop.e") == ["integrations.shop.eu"]
+    assert docs.list("nothing") == []
+
+
+@pytest.mark.parametrize(("page", "message"), [
+    ("integrations.shop.get_itme",
+     "Unknown doc page 'integrations.shop.get_itme'. Did you mean: integrations.shop.get_item? "
+     "lua_list_docs() lists all 11 pages."),
+    ("integrations.shop.wrk",
+     "Unknown doc page 'integrations.shop.wrk'. Did you mean: integrations.shop.work? "
+     "lua_list_docs() lists all 11 pages."),
+    ("overveiw", "Unknown doc page 'overveiw'. Did you mean: overview? lua_list_docs() lists all 11 pages."),
+    ("zzz", "Unknown doc page 'zzz'. Start with: errors, integrations, integrations.shop, overview. "
+     "lua_list_docs() lists all 11 pages."),
+])
+def test_unknown_page_names_the_closest_pages(docs, page, message):
+    with pytest.raises(LookupFailure) as caught:
+        docs.read(page)
+    assert caught.value.message == message
+    assert caught.value.kind == "lookup"
+
+
+def test_unknown_page_lists_every_page_when_there_are_few():
+    docs = DocSet([], {}, guides={"alpha": "# A\n", "beta": "# B\n"})
+    with pytest.raises(LookupFailure, match=r"^Unknown doc page 'alpah'\. Did you mean: alpha\? "
+                                            r"Pages: alpha, beta, integrations\.$"):
+        docs.read("alpah")
+
+
+def test_search_ranks_pages_matching_every_word_first(docs):
+    results = docs.search("PRICE history")
+    assert results == [{
+        "page": "integrations.shop.get_item", "title": "shop.get_item",
+        "snippet": "Get one item by its ID, with its price history.",
+    }]
+    pages = [result["page"] for result in docs.search("draft state")]
+    assert pages[0] == "integrations.shop.list_items"  # both words; create_item has only "draft"
+    assert "integrations.shop.create_item" in pages
+
+
+def test_search_limits_and_empty_queries(docs):
+    assert len(docs.search("item", limit=2)) == 2
+    assert docs.search("item", limit=0) == []
+    assert docs.search("") == []
+    assert docs.search("   ") == []
+    assert docs.search("zzyzx quux") == []
+
+
+def test_search_snippet_is_cut_around_the_match():
+    long_line = "word " * 60 + "needle " + "word " * 60
+    docs = DocSet([], {}, guides={"long": f"# Long\n\n{long_line}\n"})
+    [result] = docs.search("needle")
+    assert result["title"] == "Long"
+    assert result["snippet"].startswith("...") and result["snippet"].endswith("...")
+    assert "needle" in result["snippet"] and len(result["snippet"]) <= 166
+
+
+def test_index_lists_every_page_with_its_description(docs):
+    index = docs.index()
+    assert index.startswith("# Documentation\n\nRead a page with lua_read_doc(\"<page>\")")
+    assert "errors                         What can go wrong.\n" in index
+    assert "integrations.shop              Shop: the full reference (3 functions: 2 read, 1 write)." in index
+    assert "integrations.shop.get_item     Get one item.\n" in index
+    assert "integrations.shop.recipes      How to combine shop calls.\n" in index
+    assert "integrations.shop.eu           Account namespace: account 'eu'.\n" in index
+    assert "prefixed names (integrations.shop.shop_list_items)" in index
+    assert "(app.integrations.shop.list_items)" in index
+    for page in docs.list():
+        assert f"\n{page} " in index
