@@ -1,0 +1,219 @@
+"""Accounts configuration from the environment and the accounts file, for any integration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from luabridge._config import describe_accounts, env_variable, load_accounts
+from luabridge._errors import ConfigError
+from luabridge._registry import Account, AccountScheme, Secret
+
+DEFAULT_URL = "https://api.demo.test/v1"
+
+
+def normalize(text: str) -> str:
+    if not text.startswith("https://"):
+        raise ConfigError("must start with https://")
+    return text.rstrip("/")
+
+
+DEMO = SimpleNamespace(
+    name="demo",
+    accounts=AccountScheme(env_prefix="DEMO", default_url=DEFAULT_URL + "/", normalize_url=normalize,
+                           token_aliases=("ACCESS_TOKEN",)),
+)
+OTHER = SimpleNamespace(
+    name="other",
+    accounts=AccountScheme(env_prefix="OTHER", default_url="https://other.test", normalize_url=normalize),
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty home directory, so no real ~/.config/luabridge/accounts.toml is read."""
+    return tmp_path
+
+
+def load(home: Path, env: dict[str, str] | None = None, **options) -> dict[str, dict[str, Account]]:
+    return load_accounts([DEMO], environ={"HOME": str(home), **(env or {})}, **options)
+
+
+def accounts_file(home: Path, text: str, name: str = "accounts.toml") -> Path:
+    path = home / name
+    path.write_text(text)
+    return path
+
+
+def expect_error(home: Path, message: str, env: dict[str, str] | None = None, **options) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(home, env, **options)
+    assert str(caught.value) == message
+
+
+def test_the_default_account_always_exists(home):
+    assert load(home) == {"demo": {"default": Account("demo", "default", DEFAULT_URL)}}
+
+
+def test_environment_configures_default_and_named_accounts(home):
+    accounts = load(home, {
+        "DEMO_URL": "https://one.test",
+        "DEMO_ACCESS_TOKEN": "t-default",
+        "DEMO_WORK_URL": "https://work.test/",
+        "DEMO_WORK_TOKEN": "t-work",
+        "DEMO_SUPPORT_ACCESS_TOKEN": "t-support",
+        "DEMO_DEBUG": "1",           # unrelated variables with the prefix are ignored
+        "DEMO_EMPTY_TOKEN": "",      # an empty variable counts as unset
+        "OTHER_TOKEN": "not ours",
+    })["demo"]
+    assert list(accounts) == ["default", "support", "work"]
+    assert accounts["default"] == Account("demo", "default", "https://one.test", Secret("t-default"))
+    assert accounts["work"] == Account("demo", "work", "https://work.test", Secret("t-work"))
+    assert accounts["support"] == Account("demo", "support", DEFAULT_URL, Secret("t-support"))
+
+
+def test_default_prefix_and_equal_duplicates_are_the_default_account(home):
+    accounts = load(home, {"DEMO_TOKEN": "same", "DEMO_DEFAULT_TOKEN": "same", "DEMO_ACCESS_TOKEN": "same"})
+    assert accounts["demo"] == {"default": Account("demo", "default", DEFAULT_URL, Secret("same"))}
+
+
+def test_each_integration_reads_its_own_prefix(home):
+    accounts = load_accounts([DEMO, OTHER], environ={"HOME": str(home), "OTHER_X_TOKEN": "t"})
+    assert list(accounts["demo"]) == ["default"]
+    assert accounts["other"]["x"] == Account("other", "x", "https://other.test", Secret("t"))
+
+
+def test_conflicting_variables_are_an_error_that_hides_their_values(home):
+    expect_error(home, "DEMO_ACCESS_TOKEN and DEMO_TOKEN set the token of account 'default' to different "
+                       "values; keep one", {"DEMO_TOKEN": "secret-1", "DEMO_ACCESS_TOKEN": "secret-2"})
+
+
+ALIAS_RULE = ("is not a valid account alias; use lower-case letters, digits and '_', not starting with a "
+              "digit and not a Lua keyword")
+
+
+@pytest.mark.parametrize(("variable", "alias"), [
+    ("DEMO_2ND_TOKEN", "2nd"), ("DEMO_END_URL", "end"), ("DEMO__TOKEN", ""), ("DEMO_MY-WORK_URL", "my-work"),
+])
+def test_an_invalid_alias_in_the_environment(home, variable, alias):
+    expect_error(home, f"{variable}: {alias!r} {ALIAS_RULE}", {variable: "https://x.test"})
+
+
+def test_a_bad_url_names_its_variable(home):
+    expect_error(home, "DEMO_WORK_URL: must start with https://", {"DEMO_WORK_URL": "ftp://x"})
+
+
+def test_the_file_configures_accounts_with_inline_or_indirect_tokens(home):
+    path = accounts_file(home, """
+[demo.default]
+url = "https://file.test"
+token_env = "MY_DEMO_TOKEN"
+
+[demo.work]
+token = "t-inline"
+""")
+    accounts = load(home, {"MY_DEMO_TOKEN": "t-env"}, config_path=path)["demo"]
+    assert accounts == {
+        "default": Account("demo", "default", "https://file.test", Secret("t-env")),
+        "work": Account("demo", "work", DEFAULT_URL, Secret("t-inline")),
+    }
+
+
+def test_the_environment_overrides_the_file_field_by_field(home):
+    path = accounts_file(home, '[demo.work]\nurl = "https://file.test"\ntoken = "t-file"\n')
+    accounts = load(home, {"DEMO_WORK_TOKEN": "t-env"}, config_path=path)["demo"]
+    assert accounts["work"] == Account("demo", "work", "https://file.test", Secret("t-env"))
+
+
+def test_where_the_file_is_found(home):
+    named = accounts_file(home, '[demo.named]\ntoken = "t"\n', "named.toml")
+    explicit = accounts_file(home, '[demo.explicit]\ntoken = "t"\n', "explicit.toml")
+    xdg = home / "xdg" / "luabridge"
+    xdg.mkdir(parents=True)
+    (xdg / "accounts.toml").write_text('[demo.xdg]\ntoken = "t"\n')
+    dotconfig = home / ".config" / "luabridge"
+    dotconfig.mkdir(parents=True)
+    (dotconfig / "accounts.toml").write_text('[demo.home]\ntoken = "t"\n')
+
+    def aliases(env: dict[str, str], **options) -> list[str]:
+        return list(load(home, env, **options)["demo"])
+
+    assert aliases({}) == ["default", "home"]
+    assert aliases({"XDG_CONFIG_HOME": str(home / "xdg")}) == ["default", "xdg"]
+    assert aliases({"LUABRIDGE_CONFIG": str(named)}) == ["default", "named"]
+    assert aliases({"LUABRIDGE_CONFIG": str(named)}, config_path=explicit) == ["default", "explicit"]
+
+
+def test_an_explicitly_named_file_must_exist(home):
+    missing = home / "nope.toml"
+    expect_error(home, f"accounts file not found: {missing}", config_path=missing)
+    expect_error(home, f"accounts file not found: {missing} (named by LUABRIDGE_CONFIG)",
+                 {"LUABRIDGE_CONFIG": str(missing)})
+
+
+def test_an_unreadable_file(home):
+    expect_error(home, f"cannot read accounts file {home}: Is a directory", config_path=home)
+
+
+FILE_ERRORS = [
+    # file text, the message after the path
+    ('[demo.work]\nurl https://x\n',
+     ": invalid TOML: Expected '=' after a key in a key/value pair (at line 2, column 5)"),
+    ('[demoo.work]\ntoken = "t"\n', ": unknown integration [demoo]; known: demo"),
+    ('demo = 1\n', ": 'demo' must be a table of accounts such as [demo.default]"),
+    ('[demo]\nurl = "https://x.test"\n',
+     ": 'demo.url' must be a table of account settings such as [demo.default], not a string"),
+    ('[demo.work]\ntokn = "t"\n', " [demo.work]: unknown key 'tokn'; valid keys: token, token_env, url"),
+    ('[demo.work]\nurl = 5\n', " [demo.work]: 'url' must be a string, not an integer"),
+    ('[demo.work]\ntoken = true\n', " [demo.work]: 'token' must be a string, not a boolean"),
+    ('[demo.work]\ntoken = "t"\ntoken_env = "T"\n',
+     " [demo.work]: give either 'token' or 'token_env', not both"),
+    ('[demo.work]\ntoken = ""\n', " [demo.work]: 'token' is empty"),
+    ('[demo.work]\ntoken_env = "MISSING_VAR"\n',
+     " [demo.work]: token_env names MISSING_VAR, which is not set"),
+    ('[demo.Work]\ntoken = "t"\n', f" [demo.Work]: 'Work' {ALIAS_RULE}"),
+    ('[demo."my-work"]\ntoken = "t"\n', f" [demo.my-work]: 'my-work' {ALIAS_RULE}"),
+    ('[demo.end]\ntoken = "t"\n', f" [demo.end]: 'end' {ALIAS_RULE}"),
+    ('[demo.work]\nurl = "http://x.test"\n', " [demo.work] url: must start with https://"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), FILE_ERRORS)
+def test_file_errors(home, text, message):
+    path = accounts_file(home, text)
+    expect_error(home, f"{path}{message}", config_path=path)
+
+
+def test_no_message_or_repr_shows_a_token(home):
+    path = accounts_file(home, '[demo.work]\ntoken = "t-file-secret"\nurl = "bad"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(home, config_path=path)
+    assert "t-file-secret" not in str(caught.value)
+    accounts = load(home, {"DEMO_TOKEN": "t-env-secret"})
+    assert "t-env-secret" not in repr(accounts) + describe_accounts(accounts)
+
+
+def test_describe_accounts_lists_aliases_and_urls(home):
+    accounts = load(home, {"DEMO_WORK_TOKEN": "t", "DEMO_WORK_URL": "https://work.test"})
+    assert describe_accounts(accounts) == (
+        "demo.default  https://api.demo.test/v1  (no token)\n"
+        "demo.work     https://work.test  (token set)"
+    )
+    assert describe_accounts({}) == ""
+
+
+@pytest.mark.parametrize(("alias", "suffix", "variable"), [
+    ("default", "TOKEN", "DEMO_TOKEN"), ("work", "URL", "DEMO_WORK_URL"),
+])
+def test_env_variable(alias, suffix, variable):
+    assert env_variable(DEMO.accounts, alias, suffix) == variable
+
+
+def test_a_bad_default_url_is_reported_as_the_schemes(home):
+    broken = SimpleNamespace(name="broken", accounts=AccountScheme(
+        env_prefix="BROKEN", default_url="http://x.test", normalize_url=normalize))
+    with pytest.raises(ConfigError) as caught:
+        load_accounts([broken], environ={"HOME": str(home)})
+    assert str(caught.value) == "the default URL of broken: must start with https://"
