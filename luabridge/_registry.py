@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ._errors import UsageError
 
@@ -94,6 +94,19 @@ class CallContext:
 Handler = Callable[[Any, Mapping[str, Any], CallContext], Any]
 
 
+class Simulator(Protocol):
+    """A local stand-in for an integration's service, for demos and tests without credentials."""
+
+    url: str
+    token: str
+
+    def start(self) -> Simulator: ...
+
+    def stop(self) -> None: ...
+
+    def serve_forever(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Function:
     """One function an integration offers to Lua.
@@ -119,6 +132,7 @@ class Integration:
     ``connect(account)`` returns the client object handlers receive; it is called once per account and
     reused for every call to that account. ``reference`` is the markdown served as
     ``lua_read_doc("integrations.<name>")``; ``guides`` are further pages (``integrations.<name>.<page>``).
+    ``simulator(port=, faults=)``, when given, builds a :class:`Simulator` of the service for ``--demo``.
     ``module`` is the import path that yields this integration, filled in by :func:`load_integration`.
     """
 
@@ -129,6 +143,7 @@ class Integration:
     accounts: AccountScheme
     connect: Callable[[Account], Any]
     guides: Mapping[str, str] = field(default_factory=dict)
+    simulator: Callable[..., Simulator] | None = None
     module: str | None = None
 
     @property

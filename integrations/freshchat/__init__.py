@@ -1,0 +1,31 @@
+"""Freshchat REST API v2 as ``app.integrations.freshchat``: seven functions (six read, one write).
+
+Registered through the same door as any third-party integration: this module's ``integration``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from luabridge import Integration
+
+from .accounts import SCHEME
+from .client import connect
+from .spec import FUNCTIONS
+
+
+def _simulator(*, port: int = 0, faults: str | None = None):
+    from .simulator import Simulator  # only demos and tests need the server
+
+    return Simulator(port=port, faults=faults)
+
+
+integration = Integration(
+    name="freshchat",
+    title="Freshchat",
+    functions=FUNCTIONS,
+    reference=Path(__file__).with_name("reference.md").read_text(encoding="utf-8"),
+    accounts=SCHEME,
+    connect=connect,
+    simulator=_simulator,
+)

@@ -1,0 +1,55 @@
+"""luabridge: run untrusted Lua snippets in a sandbox whose ``app.integrations.*`` calls real services.
+
+    from luabridge import Bridge
+    bridge = Bridge.from_env()
+    result = bridge.run('return app.integrations.freshchat.list_agents({per_page = 5})')
+    result.ok, result.value, result.output, result.error, result.calls
+"""
+
+from __future__ import annotations
+
+from ._bridge import Bridge
+from ._errors import (
+    AccountError,
+    ArgumentError,
+    CallError,
+    ConfigError,
+    LookupFailure,
+    LuabridgeError,
+    PermissionDenied,
+    RemoteError,
+    UsageError,
+)
+from ._limits import DEFAULT_LIMITS, Limits
+from ._permissions import PermissionRequest, Permissions
+from ._registry import Account, AccountScheme, CallContext, Function, Integration, Secret
+from ._result import CallRecord, RunError, RunResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Account",
+    "AccountError",
+    "AccountScheme",
+    "ArgumentError",
+    "Bridge",
+    "CallContext",
+    "CallError",
+    "CallRecord",
+    "ConfigError",
+    "Function",
+    "Integration",
+    "Limits",
+    "LookupFailure",
+    "LuabridgeError",
+    "PermissionDenied",
+    "PermissionRequest",
+    "Permissions",
+    "RemoteError",
+    "RunError",
+    "RunResult",
+    "Secret",
+    "UsageError",
+    "__version__",
+]

@@ -1,0 +1,143 @@
+"""The host side of one run: integration calls, name resolution, docs and captured output.
+
+:class:`RunHost` answers the kernel. It validates a call's arguments, applies the permission policy,
+checks the account and the call limit, calls the integration and keeps the call log, reporting each
+step to :class:`RunEvents`, so a worker can stream them and a killed run still has its log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from ._catalog import Catalog, Target
+from ._errors import AccountError, ArgumentError, CallError, LookupFailure, PermissionDenied
+from ._limits import Limits
+from ._namespace import resolve
+from ._permissions import PermissionRequest, Permissions
+from ._registry import CallContext
+from ._result import CallRecord
+
+logger = logging.getLogger("luabridge")
+
+
+class RunEvents:
+    """Collects what a run reports as it goes. Subclassed by the worker to stream it to the host."""
+
+    def __init__(self, permissions: Permissions) -> None:
+        self.permissions = permissions
+        self.output: list[str] = []
+        self.calls: list[CallRecord] = []
+
+    def printed(self, text: str) -> None:
+        self.output.append(text)
+
+    def call_started(self, record: CallRecord) -> None:
+        self.calls.append(record)
+
+    def call_finished(self, record: CallRecord) -> None:
+        """``record`` (already in ``calls``) now holds the outcome."""
+
+    def ask(self, request: PermissionRequest) -> bool:
+        assert self.permissions.ask is not None
+        return bool(self.permissions.ask(request))
+
+
+class RunHost:
+    """Answers one run's kernel (see :class:`luabridge._sandbox.Host`)."""
+
+    def __init__(
+        self, catalog: Catalog, *, limits: Limits, permissions: Permissions, events: RunEvents, deadline: float
+    ) -> None:
+        self.catalog = catalog
+        self.limits = limits
+        self.permissions = permissions
+        self.events = events
+        self.deadline = deadline
+        self.calls_made = 0
+
+    def resolve(self, path: str, key: Any) -> tuple:
+        return resolve(self.catalog, path, key)
+
+    def output(self, text: str) -> None:
+        self.events.printed(text)
+
+    def call(self, target_id: int, nargs: int, args_json: str | None, colon: bool, encode_error: str | None) -> tuple:
+        target = self.catalog.target(target_id)
+        if self.calls_made >= self.limits.calls:
+            return ("trip", "calls", f"integration call limit of {self.limits.calls} exceeded")
+        self.calls_made += 1
+        record = CallRecord(function=target.qualified_name, account=target.alias)
+        self.events.call_started(record)
+        started = time.perf_counter()
+        ctx = CallContext(account=self.catalog.accounts[target.integration.name][target.alias], deadline=self.deadline)
+        try:
+            value = self._perform(target, ctx, nargs, args_json, colon, encode_error)
+        except CallError as exc:
+            record.ok, record.error = False, exc.message
+            return ("error", exc.kind, exc.message)
+        except Exception:
+            logger.exception("internal error in %s", target.qualified_name)
+            record.ok = False
+            record.error = f"{target.qualified_name}: internal error (a bug in the host; details are in its log)"
+            return ("error", "runtime", record.error)
+        else:
+            record.ok = True
+            return ("ok", value)
+        finally:
+            record.duration_ms = (time.perf_counter() - started) * 1000
+            record.http_status = ctx.http_status
+            self.events.call_finished(record)
+
+    def _perform(
+        self, target: Target, ctx: CallContext, nargs: int, args_json: str | None, colon: bool, encode_error: str | None
+    ) -> Any:
+        name = target.qualified_name
+        if colon:
+            raise ArgumentError(
+                f"{name}: called with ':' — use a dot: {target.path}({{...}}), not a colon"
+            )
+        if encode_error:
+            raise ArgumentError(f"{name}: the argument cannot be sent: {encode_error}")
+        raw = json.loads(args_json) if args_json is not None else None
+        args = self.catalog.validators[target.integration.name, target.function.name].bind(raw, nargs)
+        operation = target.function.operation
+        decision = self.permissions.decision(operation)
+        if decision == "ask":
+            request = PermissionRequest(name, target.alias, operation, args)
+            decision = "allow" if self.events.ask(request) else "deny"
+        if decision == "deny":
+            raise PermissionDenied(
+                f"{name}: permission denied: the host does not allow {operation} functions; nothing was sent"
+            )
+        if not ctx.account.configured:
+            raise AccountError(_not_configured(target))
+        client = self.catalog.client(target.integration, target.alias)
+        return target.function.handler(client, args, ctx)
+
+    def read_doc(self, page: Any = None) -> tuple:
+        if page is None:
+            return ("ok", self.catalog.docs.index())
+        try:
+            return ("ok", self.catalog.docs.read(page))
+        except LookupFailure as exc:
+            return ("error", exc.kind, f"lua_read_doc: {exc.message}")
+
+    def list_docs(self, prefix: Any = None) -> tuple:
+        return ("ok", self.catalog.docs.list(prefix))
+
+    def search_docs(self, query: Any = None) -> tuple:
+        if not query:
+            return ("error", "runtime", "lua_search_docs: expected a query string, like lua_search_docs(\"agents\")")
+        return ("ok", self.catalog.docs.search(query))
+
+
+def _not_configured(target: Target) -> str:
+    scheme = target.integration.accounts
+    variable = scheme.env_prefix if target.alias == "default" else f"{scheme.env_prefix}_{target.alias.upper()}"
+    return (
+        f"{target.qualified_name}: account '{target.alias}' of {target.integration.name} has no token; "
+        f"set {variable}_TOKEN (and {variable}_URL), or add it to the accounts file; nothing was sent"
+    )

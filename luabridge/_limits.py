@@ -1,0 +1,80 @@
+"""The limits a run is held to: defaults, per-run overrides, and the host's ceilings."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from ._errors import UsageError
+
+MiB = 1024 * 1024
+KiB = 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one run may use. Each limit, when exceeded, ends the run with its own error type.
+
+    ``timeout`` is wall-clock seconds (``timeout``), ``instructions`` counts Lua VM instructions
+    (``instructions``), ``memory`` is bytes of Lua memory (``memory``), ``output`` is bytes printed
+    (``output``), ``calls`` is integration calls (``calls``), ``result`` is bytes of the returned value as
+    JSON (``output``).
+    """
+
+    timeout: float = 30.0
+    instructions: int = 200_000_000
+    memory: int = 32 * MiB
+    output: int = 64 * KiB
+    calls: int = 100
+    result: int = 1 * MiB
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UsageError(f"limit {field.name!r} must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise UsageError(f"limit {field.name!r} must be a positive number, got {value!r}")
+            if field.name != "timeout" and value != int(value):
+                raise UsageError(f"limit {field.name!r} must be a whole number, got {value!r}")
+        for name in ("instructions", "memory", "output", "calls", "result"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+
+    def with_overrides(self, overrides: Limits | Mapping[str, Any] | None) -> Limits:
+        """Return these limits with ``overrides`` applied; unknown names raise :class:`UsageError`."""
+        if overrides is None:
+            return self
+        if isinstance(overrides, Limits):
+            return overrides
+        unknown = set(overrides) - {f.name for f in fields(self)}
+        if unknown:
+            known = ", ".join(f.name for f in fields(self))
+            raise UsageError(f"unknown limit {sorted(unknown)[0]!r}; limits are: {known}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def check_within(self, ceilings: Limits) -> None:
+        """Raise :class:`UsageError` when any limit is above the host's ceiling for it."""
+        for field in fields(self):
+            value, ceiling = getattr(self, field.name), getattr(ceilings, field.name)
+            if value > ceiling:
+                raise UsageError(
+                    f"limit {field.name!r} of {value:g} is above the host's ceiling of {ceiling:g}"
+                )
+
+    def clamped_to(self, ceilings: Limits) -> Limits:
+        """Return these limits lowered to ``ceilings`` where they are above them."""
+        return replace(self, **{f.name: min(getattr(self, f.name), getattr(ceilings, f.name)) for f in fields(self)})
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+DEFAULT_LIMITS = Limits()
+
+# Ceilings a host gets unless it sets its own: generous, but finite.
+DEFAULT_CEILINGS = Limits(
+    timeout=600.0, instructions=10_000_000_000, memory=1024 * MiB, output=16 * MiB, calls=10_000,
+    result=64 * MiB,
+)

@@ -1,0 +1,153 @@
+"""One run of one script in a fresh, sandboxed Lua 5.4 runtime, in this process.
+
+The kernel (``_kernel.lua``) builds the script's world; this module creates the runtime, hands the kernel
+its host callbacks, and turns what comes back into an :class:`Outcome`. Every callback handed to Lua is
+wrapped so that no Python exception, and so no Python object, ever reaches the script.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Protocol
+
+import lupa.lua54 as lua54  # Lua 5.4 explicitly: plain `import lupa` picks the newest Lua
+
+from ._limits import Limits
+from ._values import to_lua
+
+logger = logging.getLogger("luabridge")
+
+KERNEL_SOURCE = resources.files("luabridge").joinpath("_kernel.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: ``value`` is the returned value (JSON-like) when ``error_type`` is ``None``."""
+
+    value: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+
+class Host(Protocol):
+    """What a run asks of its host. Each method returns a kernel reply (see ``_kernel.lua``):
+    ``("ok", payload)``, ``("error", kind, message)`` or ``("trip", kind, message)``; ``payload`` is the
+    JSON-like value to hand to the script."""
+
+    def resolve(self, path: str, key: Any) -> tuple: ...
+
+    def call(self, target: int, nargs: int, args_json: str | None, colon: bool, encode_error: str | None) -> tuple: ...
+
+    def read_doc(self, page: Any = None) -> tuple: ...
+
+    def list_docs(self, prefix: Any = None) -> tuple: ...
+
+    def search_docs(self, query: Any = None) -> tuple: ...
+
+    def output(self, text: str) -> None: ...
+
+
+def _internal_error(where: str) -> tuple:
+    logger.exception("internal error in %s", where)
+    return ("error", "runtime", f"internal error in {where} (a bug in the host, logged there)")
+
+
+class _Session:
+    """The state of one run: the runtime, its memory baseline, and the guarded callbacks."""
+
+    def __init__(self, host: Host, limits: Limits) -> None:
+        self.host = host
+        self.limits = limits
+        self.runtime = lua54.LuaRuntime(
+            register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0
+        )
+        self.memory_ceiling = 0
+
+    def reply(self, reply: tuple) -> tuple:
+        """Turn a host reply's payload into Lua tables (the memory limit is lifted around this call)."""
+        if reply[0] == "ok":
+            return ("ok", to_lua(self.runtime, reply[1]))
+        return reply
+
+    def guarded(self, name: str, method: Callable[..., tuple]) -> Callable[..., tuple]:
+        def callback(*args: Any) -> tuple:
+            try:
+                return self.reply(method(*args))
+            except Exception:
+                return _internal_error(name)
+
+        return callback
+
+    def memory_off(self) -> None:
+        self.runtime.set_max_memory(0)
+
+    def memory_on(self) -> None:
+        self.runtime.set_max_memory(self.memory_ceiling)
+
+    def output(self, text: str) -> None:
+        try:
+            self.host.output(text)
+        except Exception:
+            logger.exception("internal error while capturing output")
+
+    def callbacks(self, deadline: float) -> Any:
+        host = self.host
+        return self.runtime.table_from({
+            "now": time.monotonic,
+            "deadline": deadline,
+            "limits": self.runtime.table_from(self.limits.to_dict()),
+            "emit": self.output,
+            "memory_off": self.memory_off,
+            "memory_on": self.memory_on,
+            "resolve": self.guarded("name resolution", host.resolve),
+            "call": self.guarded("an integration call", host.call),
+            "json_decode": self.guarded("json.decode", _json_decode),
+            "lua_read_doc": self.guarded("lua_read_doc", host.read_doc),
+            "lua_list_docs": self.guarded("lua_list_docs", host.list_docs),
+            "lua_search_docs": self.guarded("lua_search_docs", host.search_docs),
+        })
+
+
+def _json_decode(text: str) -> tuple:
+    try:
+        return ("ok", json.loads(text))
+    except (ValueError, RecursionError) as exc:
+        return ("error", "runtime", f"json.decode: invalid JSON: {exc}")
+
+
+def run_script(code: str, *, host: Host, limits: Limits, deadline: float) -> Outcome:
+    """Run ``code`` in a fresh sandboxed runtime and say how it ended.
+
+    ``deadline`` is the ``time.monotonic()`` value at which the run stops with a ``timeout`` error.
+    In this process the time limit is checked between Lua instructions only: one long C call (a
+    catastrophic pattern match) can outlive it. The worker process makes it hard.
+    """
+    session = _Session(host, limits)
+    runtime = session.runtime
+    try:
+        runner = runtime.execute(KERNEL_SOURCE, session.callbacks(deadline), name="=kernel")
+        session.memory_ceiling = limits.memory + runtime.get_memory_used()
+        session.memory_on()
+        status, *rest = runner(code)
+    except lua54.LuaMemoryError:
+        return Outcome(error_type="memory", error_message=f"memory limit of {limits.memory} bytes exceeded")
+    except lua54.LuaError as exc:
+        return Outcome(error_type="runtime", error_message=str(exc))
+    finally:
+        runtime.set_max_memory(0)
+        # The runtime holds the session's callbacks and the session holds the runtime: a cycle through
+        # Lua that only a full collection would find. Cut it so the runtime is freed right here.
+        session.runtime = None
+    if status == "ok":
+        return Outcome(value=json.loads(rest[0]))
+    kind, message = rest
+    return Outcome(error_type=kind, error_message=message)

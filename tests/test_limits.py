@@ -1,0 +1,198 @@
+"""Every limit, exceeded: each run ends in time with its own error type, uncatchable, and the host lives on."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from luabridge import DEFAULT_LIMITS, Bridge, Limits, UsageError
+
+TIMEOUT = 1.0
+# Instructions high enough that only the clock can stop these.
+CLOCK_ONLY = {"timeout": TIMEOUT, "instructions": 10_000_000_000}
+
+SPINS = {
+    "a bare loop": "while true do end",
+    "inside pcall": "pcall(function() while true do end end) return 'survived'",
+    "pcall catching again and again": "while true do pcall(function() while true do end end) end",
+    "inside a coroutine":
+        "local co = coroutine.create(function() while true do end end) coroutine.resume(co) return 'survived'",
+    "inside coroutine.wrap": "pcall(coroutine.wrap(function() while true do end end)) return 'survived'",
+    "inside an xpcall handler": "xpcall(function() error('x') end, function() while true do end end) return 'survived'",
+    "in the body and the xpcall handler":
+        "xpcall(function() while true do end end, function() while true do end end) return 'survived'",
+    "inside a <close> handler":
+        "do local x <close> = setmetatable({}, {__close = function() while true do end end}) end return 'survived'",
+    "a <close> handler after the limit":
+        "pcall(function() local x <close> = setmetatable({}, {__close = function() while true do end end})"
+        " while true do end end) return 'survived'",
+    "inside a metamethod": "local t = setmetatable({}, {__index = function() while true do end end}) return t.x",
+    "inside a sort comparator": "local t = {3, 2, 1} table.sort(t, function(a, b) while true do end end)",
+    "inside a gsub callback": "local s = ('x'):rep(10):gsub('x', function() while true do end end)",
+    "a tree of short coroutines": """
+        local function spawn(depth)
+          if depth == 0 then return end
+          for _ = 1, 4 do coroutine.wrap(function() spawn(depth - 1) end)() end
+        end
+        while true do pcall(spawn, 6) end
+    """,
+}
+
+
+def _timed(bridge: Bridge, code: str, limits: dict):
+    started = time.monotonic()
+    result = bridge.run(code, limits=limits)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("code", SPINS.values(), ids=SPINS.keys())
+def test_spins_end_at_the_time_limit_in_process(bridge, code):
+    result, elapsed = _timed(bridge, code, CLOCK_ONLY)
+    assert result.error.type == "timeout", result.error
+    assert result.error.message == "time limit of 1 s exceeded"
+    assert elapsed < TIMEOUT + 1
+    assert bridge.run("return 1").value == 1
+
+
+@pytest.mark.parametrize("code", SPINS.values(), ids=SPINS.keys())
+def test_spins_end_at_the_time_limit_in_a_worker(isolated_bridge, code):
+    result, elapsed = _timed(isolated_bridge, code, CLOCK_ONLY)
+    assert result.error.type == "timeout", result.error
+    assert elapsed < TIMEOUT + 1
+    assert isolated_bridge.run("return 1").value == 1
+
+
+@pytest.mark.parametrize("code", [
+    "while true do end",
+    "pcall(function() while true do end end) return 'survived'",
+    "for _ = 1, 1e9 do coroutine.wrap(function() end)() end",
+    "for _ = 1, 1e9 do local co = coroutine.create(function() end) coroutine.resume(co) end",
+])
+def test_instruction_limit(bridge, code):
+    result = bridge.run(code, limits={"instructions": 1_000_000})
+    assert result.error.type == "instructions"
+    assert result.error.message == "instruction limit of 1000000 exceeded"
+
+
+def test_catastrophic_pattern_is_stopped_by_killing_the_worker(isolated_bridge):
+    result, elapsed = _timed(isolated_bridge, 'return ("a"):rep(1e5):find(".-.-b")', {"timeout": TIMEOUT})
+    assert result.error.type == "timeout"
+    assert result.error.message == "time limit of 1 s exceeded (the run was stopped)"
+    assert elapsed < TIMEOUT + 1
+    assert isolated_bridge.run("return 'alive'").value == "alive"
+
+
+def test_a_killed_run_keeps_its_output_and_call_log(isolated_bridge):
+    code = 'print("before") app.integrations.echo.echo{text = "x"} return ("a"):rep(1e5):find(".-.-b")'
+    result = isolated_bridge.run(code, limits={"timeout": TIMEOUT})
+    assert result.error.type == "timeout"
+    assert result.output == "before\n"
+    assert [(call.function, call.ok) for call in result.calls] == [("echo.echo", True)]
+
+
+def test_a_call_in_flight_when_killed_is_logged_without_outcome(isolated_bridge):
+    result = isolated_bridge.run("app.integrations.echo.nap{seconds = 5}", limits={"timeout": TIMEOUT})
+    assert result.error.type == "timeout"
+    assert [(call.function, call.ok) for call in result.calls] == [("echo.nap", None)]
+
+
+MEMORY = {"memory": 4 * 1024 * 1024}
+MEMORY_BOMBS = {
+    "a growing table": "local t = {} while true do t[#t + 1] = ('x'):rep(1000) .. #t end",
+    "caught with pcall": "pcall(function() local t = {} while true do t[#t + 1] = {} end end) return 'survived'",
+    "caught again and again": "for _ = 1, 100 do pcall(function() local t = {} while true do t[#t+1] = {} end end) end",
+    "caught by a coroutine":
+        "coroutine.resume(coroutine.create(function() local s = 'x' while true do s = s .. s end end)) return 1",
+    "string.rep": "return ('x'):rep(1e9)",
+    "string.rep with a separator": "return string.rep('ab', 1e8, ',')",
+    "string.rep under pcall": "pcall(string.rep, 'x', 2^40) return 'survived'",
+    "table.concat": "local t = {} for i = 1, 1e6 do t[i] = 'xxxxxxxx' end return table.concat(t)",
+}
+
+
+@pytest.mark.parametrize("code", MEMORY_BOMBS.values(), ids=MEMORY_BOMBS.keys())
+def test_memory_bombs(bridge, code):
+    result, elapsed = _timed(bridge, code, MEMORY)
+    assert result.error.type == "memory", result.error
+    assert "memory limit of 4194304 bytes" in result.error.message
+    assert elapsed < DEFAULT_LIMITS.timeout
+    assert bridge.run("return 1").value == 1
+
+
+def test_memory_bomb_in_a_worker(isolated_bridge):
+    result = isolated_bridge.run(MEMORY_BOMBS["caught with pcall"], limits=MEMORY)
+    assert result.error.type == "memory"
+    assert isolated_bridge.run("return 1").value == 1
+
+
+def test_deep_recursion_ends_the_run(bridge):
+    result, elapsed = _timed(bridge, "local function f(n) return 1 + f(n + 1) end return f(1)", {})
+    assert result.error.type in ("memory", "runtime")
+    assert "stack overflow" in result.error.message or "memory limit" in result.error.message
+    assert elapsed < 5
+
+
+def test_deep_recursion_through_pcall_ends_the_run(bridge):
+    result = bridge.run("local function f() return pcall(f) end local ok, e = f() return ok, e")
+    assert result.ok or result.error.type in ("runtime", "memory")
+    assert bridge.run("return 1").value == 1
+
+
+def test_output_limit(bridge):
+    result = bridge.run("while true do print('spam') end", limits={"output": 1000})
+    assert result.error.type == "output"
+    assert result.error.message == "output limit of 1000 bytes exceeded"
+    assert len(result.output) == 1000
+
+
+def test_output_limit_is_not_catchable(bridge):
+    code = "pcall(function() while true do print('spam') end end) return 'survived'"
+    result = bridge.run(code, limits={"output": 100})
+    assert result.error.type == "output"
+
+
+def test_returned_value_limit(bridge):
+    result = bridge.run("return ('x'):rep(3000)", limits={"result": 1000})
+    assert result.error.type == "output"
+    assert result.error.message == "returned value of 3002 bytes as JSON exceeds the limit of 1000 bytes"
+
+
+def test_call_limit_is_not_catchable(bridge):
+    result = bridge.run(
+        "for i = 1, 10 do pcall(app.integrations.echo.echo) end return 'survived'", limits={"calls": 3}
+    )
+    assert result.error.type == "calls"
+    assert result.error.message == "integration call limit of 3 exceeded"
+    assert len(result.calls) == 3
+
+
+@pytest.mark.parametrize("limits, message", [
+    ({"timeout": 0}, "limit 'timeout' must be a positive number, got 0"),
+    ({"timeout": -1}, "limit 'timeout' must be a positive number, got -1"),
+    ({"memory": "big"}, "limit 'memory' must be a number, got 'big'"),
+    ({"calls": 1.5}, "limit 'calls' must be a whole number, got 1.5"),
+    ({"calls": True}, "limit 'calls' must be a number, got True"),
+    ({"timeout": float("nan")}, "limit 'timeout' must be a positive number, got nan"),
+    ({"speed": 1}, "unknown limit 'speed'; limits are: timeout, instructions, memory, output, calls, result"),
+    ({"timeout": 10_000}, "limit 'timeout' of 10000 is above the host's ceiling of 600"),
+])
+def test_invalid_limits_are_usage_errors(bridge, limits, message):
+    with pytest.raises(UsageError) as raised:
+        bridge.run("return 1", limits=limits)
+    assert str(raised.value) == message
+
+
+def test_host_ceilings_bound_overrides():
+    with Bridge(integrations=[], isolation=False, ceilings={"timeout": 5}) as bridge:
+        assert bridge.limits.timeout == 5  # the default, lowered to the ceiling
+        assert bridge.run("return 1", limits={"timeout": 5}).ok
+        with pytest.raises(UsageError, match="above the host's ceiling of 5"):
+            bridge.run("return 1", limits={"timeout": 6})
+    with pytest.raises(UsageError, match="above the host's ceiling"):
+        Bridge(integrations=[], limits={"memory": 10**12}, isolation=False)
+
+
+def test_defaults_are_the_documented_ones():
+    assert Limits() == Limits(timeout=30, instructions=200_000_000, memory=32 * 1024 * 1024,
+                              output=64 * 1024, calls=100, result=1024 * 1024)
