@@ -28,7 +28,6 @@ from ._result import CallRecord, RunError, RunResult
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_LIMITS",
     "Account",
     "AccountError",
     "AccountScheme",
@@ -38,6 +37,7 @@ __all__ = [
     "CallError",
     "CallRecord",
     "ConfigError",
+    "DEFAULT_LIMITS",
     "Function",
     "Integration",
     "Limits",

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ._catalog import Catalog, Target
+from ._config import env_variable
 from ._errors import AccountError, ArgumentError, CallError, LookupFailure, PermissionDenied
 from ._limits import Limits
 from ._namespace import resolve
@@ -135,9 +136,9 @@ class RunHost:
 
 
 def _not_configured(target: Target) -> str:
-    scheme = target.integration.accounts
-    variable = scheme.env_prefix if target.alias == "default" else f"{scheme.env_prefix}_{target.alias.upper()}"
+    scheme, alias = target.integration.accounts, target.alias
     return (
-        f"{target.qualified_name}: account '{target.alias}' of {target.integration.name} has no token; "
-        f"set {variable}_TOKEN (and {variable}_URL), or add it to the accounts file; nothing was sent"
+        f"{target.qualified_name}: account '{alias}' of {target.integration.name} has no token; "
+        f"set {env_variable(scheme, alias, 'TOKEN')} (and {env_variable(scheme, alias, 'URL')}), "
+        "or add it to the accounts file; nothing was sent"
     )
