@@ -126,11 +126,20 @@ def test_memory_bomb_in_a_worker(isolated_bridge):
     assert isolated_bridge.run("return 1").value == 1
 
 
-def test_deep_recursion_ends_the_run(bridge):
-    result, elapsed = _timed(bridge, "local function f(n) return 1 + f(n + 1) end return f(1)", {})
-    assert result.error.type in ("memory", "runtime")
-    assert "stack overflow" in result.error.message or "memory limit" in result.error.message
+RECURSION = "local function f(n) return 1 + f(n + 1) end return f(1)"
+
+
+def test_deep_recursion_runs_out_of_memory_under_the_default_limit(bridge):
+    result, elapsed = _timed(bridge, RECURSION, {})
+    assert result.error.type == "memory"
     assert elapsed < 5
+    assert bridge.run("return 1").value == 1
+
+
+def test_deep_recursion_is_a_stack_overflow_when_memory_allows(bridge):
+    # Lua's own stack limit comes first: an ordinary runtime error, catchable as in standard Lua.
+    result = bridge.run(RECURSION, limits={"memory": 512 * 1024 * 1024})
+    assert (result.error.type, result.error.message) == ("runtime", "script:1: stack overflow")
 
 
 def test_deep_recursion_through_pcall_ends_the_run(bridge):
