@@ -70,10 +70,16 @@ end
 -- with the right type.
 local ERROR_KINDS = {}
 
+-- The position is the script's line that made the call; when that frame is gone (a tail call such as
+-- `return f(...)` inside a pcall'd function), the nearest script line above it, rather than none.
 local function raise_at_caller(kind, message)
-  local info = debug_getinfo(3, "Sl")
-  if info and info.currentline and info.currentline > 0 then
-    message = info.short_src .. ":" .. info.currentline .. ": " .. message
+  for level = 3, 20 do
+    local info = debug_getinfo(level, "Sl")
+    if not info then break end
+    if info.currentline and info.currentline > 0 and info.source ~= "=kernel" then
+      message = info.short_src .. ":" .. info.currentline .. ": " .. message
+      break
+    end
   end
   ERROR_KINDS[message] = kind
   real_error(message, 0)

@@ -313,3 +313,11 @@ def test_cli_docs_prints_the_reference_exactly():
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == REFERENCE.read_bytes()
+
+
+def test_a_tail_called_function_still_reports_a_script_line(recorded):
+    bridge, _ = recorded
+    code = f"local x = 1\nlocal ok, err = pcall(function()\n  return {F}.get_agent({{}})\nend)\nreturn err"
+    assert bridge.run(code).value == (
+        "script:2: freshchat.get_agent: missing required parameter 'id' (a string: The agent ID)"
+    )
