@@ -205,3 +205,26 @@ def test_host_ceilings_bound_overrides():
 def test_defaults_are_the_documented_ones():
     assert Limits() == Limits(timeout=30, instructions=200_000_000, memory=32 * 1024 * 1024,
                               output=64 * 1024, calls=100, result=1024 * 1024)
+
+
+# lupa aborts the process (or deadlocks) when the memory limit is hit while it converts host data; the
+# bridge lifts the limit around conversions. These fill memory to the brim, then make the host convert.
+NEAR_THE_LIMIT = {
+    "json.decode": (
+        "local s = json.encode((function() local t = {} for i = 1, 300 do t[i] = {i, 'x'} end return t end)()) "
+        "local keep = {} for i = 1, 1e9 do keep[i] = i if i % 500 == 0 then json.decode(s) print(i) end end"
+    ),
+    "an integration call": (
+        "local keep = {} for i = 1, 1e9 do keep[i] = i "
+        "if i % 500 == 0 then app.integrations.echo.get_item('x') print(i) end end"
+    ),
+}
+
+
+@pytest.mark.parametrize("code", NEAR_THE_LIMIT.values(), ids=NEAR_THE_LIMIT.keys())
+@pytest.mark.parametrize("memory", [256 * 1024, 1024 * 1024])
+def test_hitting_the_memory_limit_around_host_conversions_is_a_clean_error(bridge, code, memory):
+    result = bridge.run(code, limits={"memory": memory, "calls": 10_000})
+    assert result.error.type == "memory"
+    assert len(result.output.splitlines()) > 5  # the host converted data many times on the way up
+    assert bridge.run("return 1").value == 1
