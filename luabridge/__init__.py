@@ -2,7 +2,7 @@
 
     from luabridge import Bridge
     bridge = Bridge.from_env()
-    result = bridge.run('return app.integrations.freshchat.list_agents({per_page = 5})')
+    result = bridge.run('return app.integrations.<name>.<function>({...})')
     result.ok, result.value, result.output, result.error, result.calls
 """
 

@@ -25,7 +25,7 @@ class Target:
     integration: Integration
     function: Function
     alias: str
-    path: str  # the Lua path the script used, e.g. app.integrations.freshchat.work.list_agents
+    path: str  # the Lua path the script used, e.g. app.integrations.crm.work.list_contacts
 
     @property
     def qualified_name(self) -> str:

@@ -148,7 +148,7 @@ class Integration:
 
     @property
     def prefix(self) -> str:
-        """The prefix of the long function names (``freshchat_`` for ``freshchat_list_agents``)."""
+        """The prefix of the long function names (``crm_`` for ``crm_list_contacts``)."""
         return f"{self.name}_"
 
     def function(self, name: str) -> Function | None:
