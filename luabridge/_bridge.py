@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -86,6 +87,7 @@ class Bridge:
         self._max_workers = max_workers
         self._integrations = loaded
         self._pool: WorkerPool | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def from_env(
@@ -137,9 +139,10 @@ class Bridge:
         self._workers().prestart(workers)
 
     def _workers(self) -> WorkerPool:
-        if self._pool is None:
-            self._pool = WorkerPool(self._worker_init(), max_workers=self._max_workers)
-        return self._pool
+        with self._pool_lock:  # concurrent first runs must share one pool
+            if self._pool is None:
+                self._pool = WorkerPool(self._worker_init(), max_workers=self._max_workers)
+            return self._pool
 
     def _worker_init(self) -> dict[str, Any]:
         modules = []
@@ -161,9 +164,10 @@ class Bridge:
 
     def close(self) -> None:
         """Stop the worker processes and close the integrations' HTTP sessions."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
         self.catalog.close()
 
     def __enter__(self) -> Bridge:

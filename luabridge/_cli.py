@@ -104,8 +104,12 @@ def _demo_accounts(integrations: Sequence[Integration], simulators: Sequence[Sim
 
 
 @contextlib.contextmanager
-def open_bridge(args: argparse.Namespace) -> Iterator[Bridge]:
-    """The bridge the options describe; with ``--demo``, its simulators run for as long as it is open."""
+def open_bridge(args: argparse.Namespace, *, limits_are_ceilings: bool = False) -> Iterator[Bridge]:
+    """The bridge the options describe; with ``--demo``, its simulators run for as long as it is open.
+
+    With ``limits_are_ceilings``, the limits given on the command line also cap what a caller may ask for
+    per run (the MCP server: the operator's word is final, not the model's).
+    """
     integrations = _integrations()
     limits = {
         "timeout": args.timeout,
@@ -114,6 +118,7 @@ def open_bridge(args: argparse.Namespace) -> Iterator[Bridge]:
     }
     options = dict(
         integrations=integrations, limits=limits, isolation=not args.in_process,
+        ceilings={name: value for name, value in limits.items() if value is not None} if limits_are_ceilings else None,
         permissions=Permissions.read_only() if args.read_only else None,
     )
     if args.faults and not args.demo:
@@ -187,9 +192,9 @@ def _mcp(args: argparse.Namespace) -> int:
         from ._mcp import serve
     except ImportError as exc:
         raise UsageError(
-            f"luabridge mcp needs the MCP SDK ({exc}); install it with: pip install 'luabridge[mcp]'"
+            f"luabridge mcp needs the MCP SDK, version 2 ({exc}); install it with: pip install -U 'luabridge[mcp]'"
         ) from exc
-    with open_bridge(args) as bridge:
+    with open_bridge(args, limits_are_ceilings=True) as bridge:
         serve(bridge)
     return EXIT_OK
 

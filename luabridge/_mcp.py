@@ -9,8 +9,8 @@ Four tools, named like the functions a script has:
 
 The descriptions are written from the bridge (its integrations, accounts, limits and permissions), so this
 module names no integration. Whatever goes wrong inside a call comes back as an error result the model can
-read; the server stops only when standard input closes (or on Ctrl-C / SIGTERM). Standard output carries
-the protocol alone: logs go to standard error, and while it serves, the SDK's stdio transport points file
+read; the server stops when standard input closes (see :func:`serve`). Standard output carries the protocol
+alone: logs go to standard error, and while it serves, the SDK's stdio transport points file
 descriptor 1 at standard error so that stray output cannot corrupt the protocol.
 """
 
@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import math
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -71,8 +72,10 @@ class LuaTools:
             return _error(str(exc))
         except Exception as exc:
             logger.exception("the %s tool failed", name)
-            return _error(f"{name} failed inside luabridge ({type(exc).__name__}: {exc}); this is a bug in the "
-                          "host, not in the call")
+            # Only the exception's type: its text is the host's business (and could quote anything, a secret
+            # included); the log on standard error has the whole traceback.
+            return _error(f"{name} failed inside luabridge ({type(exc).__name__}); this is a bug in the host, "
+                          "not in the call, and its log has the details")
 
     async def _execute_lua(self, code: str, **limits: float) -> types.CallToolResult:
         overrides = {}
@@ -118,22 +121,33 @@ def create_server(bridge: Bridge) -> Server:
 def serve(bridge: Bridge) -> None:
     """Serve ``bridge`` as an MCP server on standard input and output until standard input closes.
 
-    Ctrl-C, and SIGTERM where the CLI turns it into ``KeyboardInterrupt``, stop it quietly too.
+    Closing standard input is how MCP clients stop a stdio server. SIGTERM and Ctrl-C stop it too, but only
+    once the SDK's read of standard input returns (at the next line or at the end of input): that read
+    happens in a thread nothing can interrupt.
     """
     server = create_server(bridge)
     if bridge.isolation:
         # A warm worker makes the first run as fast as the next ones; starting it here, before any request,
         # also creates the bridge's worker pool before concurrent first runs could each create one.
         bridge.prestart()
-    try:
-        anyio.run(_serve_stdio, server)
-    except KeyboardInterrupt:
-        pass
+    anyio.run(_serve_stdio, server)
 
 
 async def _serve_stdio(server: Server) -> None:
-    async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+    async with anyio.create_task_group() as group:
+        group.start_soon(_cancel_on_signal, group.cancel_scope)
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+        group.cancel_scope.cancel()
+
+
+async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+    # The CLI turns SIGTERM into KeyboardInterrupt, which strikes wherever the main thread happens to be, even
+    # inside anyio's own bookkeeping, and can leave the process unable to exit. Received by the event loop
+    # instead, a signal cancels the server cleanly.
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
 
 
 def _text(text: str, *, error: bool = False) -> types.CallToolResult:

@@ -106,7 +106,11 @@ def main() -> None:
     # The protocol keeps the real stdout; anything else printing to fd 1 lands on stderr instead.
     protocol_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    _serve(_Channel(sys.stdin.buffer, protocol_out))
+    try:
+        _serve(_Channel(sys.stdin.buffer, protocol_out))
+    except BrokenPipeError:
+        # The host went away (it exited, or gave up on this worker): nothing left to report to.
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -179,3 +179,14 @@ def test_cli_config_errors_exit_2(tmp_path):
     completed = _cli("run", "-e", "return 1", "--config", str(config))
     assert completed.returncode == 2
     assert completed.stderr.decode().startswith("luabridge: configuration error: ")
+
+
+def test_mcp_limits_given_by_the_operator_are_ceilings_too():
+    from luabridge._cli import build_parser, open_bridge
+
+    args = build_parser().parse_args(["mcp", "--demo", "--in-process", "--timeout", "2", "--max-calls", "5"])
+    with open_bridge(args, limits_are_ceilings=True) as bridge:
+        assert (bridge.limits.timeout, bridge.limits.calls) == (2, 5)
+        with pytest.raises(UsageError, match="limit 'timeout' of 10 is above the host's ceiling of 2"):
+            bridge.run("return 1", limits={"timeout": 10})
+        assert bridge.run("return 1", limits={"timeout": 1}).ok
