@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from demo import DEMO_ALIASES, demo_bridge
 
 from integrations.freshchat.simulator import Simulator
 from luabridge import Account, Bridge, Secret
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = "integrations/freshchat/reference.md"
 PLACEHOLDER = "function_name("
 NORUN = "norun"
-ALIASES = ("default", "work")
+
 
 # How many blocks each source skips, and why. A new skipped block must be added here on purpose, so a
 # runnable block cannot be skipped silently (by a stray "norun" or a placeholder-looking line).
@@ -108,7 +109,7 @@ def file_blocks() -> list[Block]:
 def served_blocks(known: set[str]) -> list[Block]:
     """The lua blocks of the pages lua_read_doc serves (generated ones included) not already in a file."""
     accounts = {"freshchat": {
-        alias: Account("freshchat", alias, "http://127.0.0.1:9/v2", Secret("unused")) for alias in ALIASES
+        alias: Account("freshchat", alias, "http://127.0.0.1:9/v2", Secret("unused")) for alias in DEMO_ALIASES
     }}
     with Bridge(accounts, isolation=False) as bridge:
         pages = {name: bridge.docs.read(name) for name in bridge.docs.list()}
@@ -134,12 +135,7 @@ def simulator() -> Iterator[Simulator]:
 
 @pytest.fixture(scope="module")
 def bridge(simulator: Simulator) -> Iterator[Bridge]:
-    """Worker processes (the default) and the accounts ``luabridge run --demo`` configures."""
-    accounts = {"freshchat": {
-        alias: Account("freshchat", alias, simulator.url, Secret(simulator.token)) for alias in ALIASES
-    }}
-    with Bridge(accounts) as bridge:
-        bridge.prestart(1)
+    with demo_bridge(simulator) as bridge:
         yield bridge
 
 

@@ -11,6 +11,7 @@ from email.utils import formatdate
 import pytest
 import requests
 import responses
+from fake_time import FakeTime
 from responses import matchers
 from urllib3.exceptions import NameResolutionError, ProtocolError
 
@@ -22,21 +23,6 @@ TOKEN = "tok-3f9a-SECRET-77c1"
 BASE = "https://api.example.test/v1"
 URL = f"{BASE}/items"
 WALL = 1_700_000_000.0  # the fake Unix time HTTP dates and reset headers are compared with
-
-
-class FakeTime:
-    """A monotonic clock that moves only when slept on, recording each sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -20,14 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from demo import DEMO_ALIASES, demo_bridge
 
 from integrations.freshchat.simulator import Simulator
-from luabridge import Account, Bridge, RunResult, Secret
+from luabridge import Bridge, RunResult
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA_TESTS = sorted((ROOT / "lua_tests").glob("*.lua"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.lua"))
-ALIASES = ("default", "work")
+
 
 
 def relative(path: Path) -> str:
@@ -67,12 +68,7 @@ def simulator() -> Iterator[Simulator]:
 
 @pytest.fixture(scope="module")
 def bridge(simulator: Simulator) -> Iterator[Bridge]:
-    """A bridge with worker processes (the default) and the accounts ``--demo`` configures."""
-    accounts = {"freshchat": {
-        alias: Account("freshchat", alias, simulator.url, Secret(simulator.token)) for alias in ALIASES
-    }}
-    with Bridge(accounts) as bridge:
-        bridge.prestart(1)
+    with demo_bridge(simulator) as bridge:
         yield bridge
 
 
@@ -86,7 +82,7 @@ def test_lua_test_through_the_host_api(bridge: Bridge, path: Path):
     result = bridge.run(path.read_text(encoding="utf-8"))
     assert result.ok, "\n" + result.report()
     assert all(call.ok is not None for call in result.calls), result.calls  # no call left in flight
-    assert {call.account for call in result.calls} <= set(ALIASES)
+    assert {call.account for call in result.calls} <= set(DEMO_ALIASES)
 
 
 @pytest.mark.parametrize("path", LUA_TESTS, ids=relative)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 import responses
+from fake_time import FakeTime
 from urllib3.exceptions import ProtocolError
 
 from integrations.freshchat.client import FreshchatClient
@@ -36,21 +37,6 @@ CALLS = {  # function -> (args, method, path)
     "get_agent": ({"id": "agent-1"}, "GET", "/agents/agent-1"),
     "list_groups": (PAGE, "GET", "/groups"),
 }
-
-
-class FakeTime:
-    """A monotonic clock that moves only when slept on, recording each sleep."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @dataclass(frozen=True)
