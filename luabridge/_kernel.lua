@@ -229,18 +229,19 @@ local function at(root, path, depth)
   return root
 end
 
--- The host sends, beside a value, the paths of its empty arrays and of the nulls inside its arrays.
-local function finish_value(r)
-  local value = r.value
-  for _, path in ipairs(r.arrays) do ARRAYS[at(value, path, #path)] = true end
-  for _, path in ipairs(r.nulls) do at(value, path, #path - 1)[path[#path]] = NULL end
+-- Beside a value that has any, the host sends the paths of its empty arrays and of the nulls in its arrays.
+local function finish_value(value, fixes)
+  if fixes then
+    for _, path in ipairs(fixes.arrays) do ARRAYS[at(value, path, #path)] = true end
+    for _, path in ipairs(fixes.nulls) do at(value, path, #path - 1)[path[#path]] = NULL end
+  end
   return value
 end
 
--- One result from the host: {"ok", {value=, arrays=, nulls=}} | {"error", kind, message} | {"trip", kind, message}
+-- One result from the host: {"ok", value[, {arrays=, nulls=}]} | {"error", kind, message} | {"trip", kind, message}
 local function deliver(r)
   local status = r[1]
-  if status == "ok" then return finish_value(r[2]) end
+  if status == "ok" then return finish_value(r[2], r[3]) end
   if status == "trip" then trip(r[2], r[3]) end
   raise_at_caller(r[2], r[3])
 end
@@ -281,23 +282,50 @@ end
 
 local S = {}
 
-local function copy(library, names)
-  local t = {}
-  for name in names:gmatch("%S+") do t[name] = library[name] end
-  return t
-end
-
-for name in ("assert error ipairs next pairs rawequal rawget rawlen rawset select tonumber tostring type"):gmatch("%S+") do
-  S[name] = _G[name]
-end
+-- Table constructors rather than a loop over names: this runs at the start of every run.
+S.assert = assert
+S.error = error
+S.ipairs = ipairs
+S.next = next
+S.pairs = pairs
+S.rawequal = rawequal
+S.rawget = rawget
+S.rawlen = rawlen
+S.rawset = rawset
+S.select = select
+S.tonumber = tonumber
+S.tostring = tostring
+S.type = type
 S._VERSION = _VERSION
 S._G = S
-S.math = copy(math, "abs ceil cos deg exp floor fmod huge log max maxinteger min mininteger modf pi rad random randomseed sin sqrt tan tointeger type ult")
-S.table = copy(table, "concat insert move pack remove sort unpack")
-S.utf8 = copy(utf8, "char charpattern codepoint codes len offset")
-S.os = copy(os, "clock date difftime time")
-S.string = copy(string, "byte char find format gmatch gsub len lower match pack packsize rep reverse sub unpack upper")
-S.coroutine = copy(coroutine, "isyieldable running status yield")
+S.math = {
+  abs = math.abs, ceil = math.ceil, cos = math.cos, deg = math.deg, exp = math.exp, floor = math.floor, fmod =
+  math.fmod, huge = math.huge, log = math.log, max = math.max, maxinteger = math.maxinteger, min = math.min,
+  mininteger = math.mininteger, modf = math.modf, pi = math.pi, rad = math.rad, random = math.random, randomseed =
+  math.randomseed, sin = math.sin, sqrt = math.sqrt, tan = math.tan, tointeger = math.tointeger, type = math.type,
+  ult = math.ult,
+}
+S.table = {
+  concat = table.concat, insert = table.insert, move = table.move, pack = table.pack, remove = table.remove, sort =
+  table.sort, unpack = table.unpack,
+}
+S.utf8 = {
+  char = utf8.char, charpattern = utf8.charpattern, codepoint = utf8.codepoint, codes = utf8.codes, len = utf8.len,
+  offset = utf8.offset,
+}
+S.os = {
+  clock = os.clock, date = os.date, difftime = os.difftime, time = os.time,
+}
+S.string = {
+  byte = string.byte, char = string.char, find = string.find, format = string.format, gmatch = string.gmatch, gsub =
+  string.gsub, len = string.len, lower = string.lower, match = string.match, pack = string.pack, packsize =
+  string.packsize, rep = string.rep, reverse = string.reverse, sub = string.sub, unpack = string.unpack, upper =
+  string.upper,
+}
+S.coroutine = {
+  isyieldable = coroutine.isyieldable, running = coroutine.running, status = coroutine.status, yield =
+  coroutine.yield,
+}
 
 S.string.rep = function(s, n, sep)
   local size = #tostring(s) * (tonumber(n) or 0) + (sep and #tostring(sep) or 0) * ((tonumber(n) or 1) - 1)

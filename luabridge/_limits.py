@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from ._errors import UsageError
@@ -68,7 +68,7 @@ class Limits:
         return replace(self, **{f.name: min(getattr(self, f.name), getattr(ceilings, f.name)) for f in fields(self)})
 
     def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {field.name: getattr(self, field.name) for field in fields(self)}
 
 
 DEFAULT_LIMITS = Limits()

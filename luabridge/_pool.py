@@ -12,6 +12,7 @@ import os
 import selectors
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -43,14 +44,16 @@ class _Worker:
     """One worker process and the line reader on its output."""
 
     def __init__(self, init: dict[str, Any]) -> None:
+        self.events = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "luabridge._worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_worker_env(), close_fds=True,
+            pass_fds=(self.events.fileno(),),
         )
         self._buffer = b""
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.process.stdout, selectors.EVENT_READ)
-        self.send(init)
+        self.send({**init, "events_fd": self.events.fileno()})
         ready = self.receive(time.monotonic() + START_TIMEOUT)
         if not ready or ready.get("ev") != "ready":
             self.kill()
@@ -74,11 +77,24 @@ class _Worker:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return decode_message(line)
 
+    def rewind_events(self) -> None:
+        os.ftruncate(self.events.fileno(), 0)
+        os.lseek(self.events.fileno(), 0, os.SEEK_SET)
+
+    def logged_events(self) -> list[dict[str, Any]]:
+        """The events the worker logged during the current run (read after it was killed)."""
+        os.lseek(self.events.fileno(), 0, os.SEEK_SET)
+        data = b""
+        while chunk := os.read(self.events.fileno(), 1 << 16):
+            data += chunk
+        return [decode_message(line) for line in data.split(b"\n") if line.strip()]
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
         self._selector.close()
+        self.events.close()
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()
@@ -139,6 +155,7 @@ class WorkerPool:
             output: list[str] = []
             calls: list[CallRecord] = []
             try:
+                worker.rewind_events()
                 worker.send({"op": "run", "code": code, "limits": limits, "permissions": permissions.to_json()})
                 while True:
                     message = worker.receive(kill_at)
@@ -148,17 +165,21 @@ class WorkerPool:
                     if event == "done":
                         self._give_back(worker)
                         return RunResult.from_json(message["result"])
-                    if event == "output":
-                        output.append(message["text"])
-                    elif event == "call":
-                        calls.append(CallRecord.from_json(message["record"]))
-                    elif event == "call_end":
-                        calls[message["index"]] = CallRecord.from_json(message["record"])
-                    elif event == "ask":
+                    if event == "ask":
                         worker.send({"op": "answer", "allow": _ask(permissions, message["request"])})
             except (OSError, ValueError):
                 logger.exception("lost contact with a worker")
             timed_out = time.monotonic() >= kill_at
+            if worker.process.poll() is None:
+                worker.process.kill()
+            for message in worker.logged_events():
+                event = message.get("ev")
+                if event == "output":
+                    output.append(message["text"])
+                elif event == "call":
+                    calls.append(CallRecord.from_json(message["record"]))
+                elif event == "call_end":
+                    calls[message["index"]] = CallRecord.from_json(message["record"])
             worker.kill()
             self._replace_in_background()
             if timed_out:

@@ -25,6 +25,16 @@ logger = logging.getLogger("luabridge")
 KERNEL_SOURCE = resources.files("luabridge").joinpath("_kernel.lua").read_text(encoding="utf-8")
 
 
+def _precompile(source: str) -> bytes:
+    """The kernel as Lua 5.4 bytecode, compiled once per process: each run loads it without parsing it."""
+    compiler = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+    dump = compiler.eval("function(source) return string.dump(assert(load(source, '=kernel', 't')), true) end")
+    return dump(source.encode("utf-8"))
+
+
+KERNEL_CHUNK = _precompile(KERNEL_SOURCE)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a run ended: ``value`` is the returned value (JSON-like) when ``error_type`` is ``None``."""
@@ -75,7 +85,7 @@ class _Session:
     def reply(self, reply: tuple) -> tuple:
         """Turn a host reply's payload into Lua tables (the memory limit is lifted around this call)."""
         if reply[0] == "ok":
-            return ("ok", to_lua(self.runtime, reply[1]))
+            return ("ok", *to_lua(self.runtime, reply[1]))
         return reply
 
     def guarded(self, name: str, method: Callable[..., tuple]) -> Callable[..., tuple]:
@@ -134,7 +144,7 @@ def run_script(code: str, *, host: Host, limits: Limits, deadline: float) -> Out
     session = _Session(host, limits)
     runtime = session.runtime
     try:
-        runner = runtime.execute(KERNEL_SOURCE, session.callbacks(deadline), name="=kernel")
+        runner = runtime.execute(KERNEL_CHUNK, session.callbacks(deadline), name="=kernel", mode="b")
         session.memory_ceiling = limits.memory + runtime.get_memory_used()
         session.memory_on()
         status, *rest = runner(code)

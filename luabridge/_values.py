@@ -21,38 +21,49 @@ def prepare(value: Any) -> tuple[Any, list[list], list[list]]:
     """Return ``value`` with array nulls replaced by ``False``, and the paths of empty arrays and nulls.
 
     A path is the list of keys from the root (1-based indices for arrays). The input is never modified:
-    a list that needs a change is copied.
+    a container that needs a change is copied. The walk keeps one path list, extended and shortened as it
+    goes, and copies it only where it records something.
     """
     empties: list[list] = []
     nulls: list[list] = []
+    path: list = []
 
-    def walk(item: Any, path: tuple) -> Any:
-        copied = False
-        if type(item) is dict:
-            for key, child in item.items():
-                if type(child) in _CONTAINERS:
-                    new = walk(child, (*path, key))
-                    if new is not child:
-                        if not copied:
-                            item, copied = dict(item), True
-                        item[key] = new
-            return item
-        if not item:
-            empties.append(list(path))
-            return item
-        if None in item:
-            nulls.extend([*path, index + 1] for index, child in enumerate(item) if child is None)
-            item, copied = [False if child is None else child for child in item], True
-        for index, child in enumerate(item):
-            if type(child) in _CONTAINERS:
-                new = walk(child, (*path, index + 1))
+    def walk_dict(item: dict) -> dict:
+        copied = None
+        for key, child in item.items():
+            kind = type(child)
+            if kind is dict or kind is list:
+                path.append(key)
+                new = walk_dict(child) if kind is dict else walk_list(child)
+                path.pop()
                 if new is not child:
-                    if not copied:
-                        item, copied = list(item), True
-                    item[index] = new
-        return item
+                    if copied is None:
+                        copied = dict(item)
+                    copied[key] = new
+        return item if copied is None else copied
 
-    prepared = walk(value, ()) if type(value) in _CONTAINERS else value
+    def walk_list(item: list) -> list:
+        if not item:
+            empties.append(path.copy())
+            return item
+        copied = None
+        if None in item:
+            nulls.extend([*path, index] for index, child in enumerate(item, 1) if child is None)
+            copied = [False if child is None else child for child in item]
+        for index, child in enumerate(item):
+            kind = type(child)
+            if kind is dict or kind is list:
+                path.append(index + 1)
+                new = walk_dict(child) if kind is dict else walk_list(child)
+                path.pop()
+                if new is not child:
+                    if copied is None:
+                        copied = list(item)
+                    copied[index] = new
+        return item if copied is None else copied
+
+    kind = type(value)
+    prepared = walk_dict(value) if kind is dict else walk_list(value) if kind is list else value
     return prepared, empties, nulls
 
 
@@ -67,12 +78,16 @@ def _clamp_big_ints(value: Any) -> Any:
     return value
 
 
-def to_lua(runtime: Any, value: Any) -> Any:
-    """Convert JSON-like ``value`` into a Lua table ``{value=, arrays=, nulls=}`` for the kernel to finish."""
+def to_lua(runtime: Any, value: Any) -> tuple:
+    """Convert JSON-like ``value`` for the kernel: ``(lua_value,)``, or ``(lua_value, {arrays=, nulls=})``
+    when it has empty arrays or nulls in arrays for the kernel to fix up."""
     prepared, empties, nulls = prepare(value)
-    payload = {"value": prepared, "arrays": empties, "nulls": nulls}
+    if type(prepared) not in _CONTAINERS:
+        return (_clamp_big_ints(prepared),)
     try:
-        return runtime.table_from(payload, recursive=True)
+        table = runtime.table_from(prepared, recursive=True)
     except OverflowError:
-        payload["value"] = _clamp_big_ints(prepared)
-        return runtime.table_from(payload, recursive=True)
+        table = runtime.table_from(_clamp_big_ints(prepared), recursive=True)
+    if not empties and not nulls:
+        return (table,)
+    return (table, runtime.table_from({"arrays": empties, "nulls": nulls}, recursive=True))

@@ -4,15 +4,17 @@ Started as ``python -m luabridge._worker`` with a minimal environment. Everythin
 included, arrives over its standard input, never through its command line or environment. Protocol: one
 JSON object per line each way.
 
-    host -> worker   {"op": "init", "sys_path": [...], "integrations": [...], "accounts": {...}}
+    host -> worker   {"op": "init", "sys_path": [...], "integrations": [...], "accounts": {...}, "events_fd": N}
                      {"op": "run", "code": "...", "limits": {...}, "permissions": {...}}
                      {"op": "answer", "allow": true}          (reply to an "ask" event)
     worker -> host   {"ev": "ready"}
-                     {"ev": "output", "text": "..."}
-                     {"ev": "call", "record": {...}}          (a call started)
-                     {"ev": "call_end", "index": 0, "record": {...}}
                      {"ev": "ask", "request": {...}}
                      {"ev": "done", "result": {...}}          (RunResult.to_json())
+
+As the run goes, the worker also writes its output and call log to the events file (``events_fd``, passed
+by the host), one JSON object per line: {"ev": "output"}, {"ev": "call"}, {"ev": "call_end"}. The host
+reads that file only when it kills a run, so a killed run keeps what it printed and every call it started,
+and a run that finishes never wakes the host before "done".
 """
 
 from __future__ import annotations
@@ -29,22 +31,27 @@ from ._result import CallRecord
 
 
 class _StreamingEvents(RunEvents):
-    """Run events that also go to the host as they happen, so a killed run keeps its log and output."""
+    """Run events also written, as they happen, to the run's event file, which the host reads only when it
+    kills the run: a killed run keeps its log and output, and a run that finishes never wakes the host."""
 
-    def __init__(self, permissions: Permissions, channel: _Channel) -> None:
+    def __init__(self, permissions: Permissions, channel: _Channel, events_fd: int) -> None:
         super().__init__(permissions)
         self.channel = channel
+        self.events_fd = events_fd
+
+    def _log(self, message: dict[str, Any]) -> None:
+        os.write(self.events_fd, encode_message(message))
 
     def printed(self, text: str) -> None:
         super().printed(text)
-        self.channel.send({"ev": "output", "text": text})
+        self._log({"ev": "output", "text": text})
 
     def call_started(self, record: CallRecord) -> None:
         super().call_started(record)
-        self.channel.send({"ev": "call", "record": record.to_json()})
+        self._log({"ev": "call", "record": record.to_json()})
 
     def call_finished(self, record: CallRecord) -> None:
-        self.channel.send({"ev": "call_end", "index": self.calls.index(record), "record": record.to_json()})
+        self._log({"ev": "call_end", "index": self.calls.index(record), "record": record.to_json()})
 
     def ask(self, request: PermissionRequest) -> bool:
         self.channel.send({"ev": "ask", "request": {
@@ -94,7 +101,7 @@ def _serve(channel: _Channel) -> None:
             continue
         started = time.monotonic()
         permissions = Permissions(**request["permissions"], ask=lambda _request: False)
-        events = _StreamingEvents(permissions, channel)
+        events = _StreamingEvents(permissions, channel, init["events_fd"])
         result = execute_run(
             catalog, request["code"], limits=Limits(**request["limits"]), permissions=permissions,
             events=events, started=started,
