@@ -7,7 +7,6 @@ step to :class:`RunEvents`, so a worker can stream them and a killed run still h
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -65,7 +64,8 @@ class RunHost:
     def output(self, text: str) -> None:
         self.events.printed(text)
 
-    def call(self, target_id: int, nargs: int, args_json: str | None, colon: bool, encode_error: str | None) -> tuple:
+    def call(self, target_id: int, nargs: int, args: Any, colon: bool, encode_error: str | None) -> tuple:
+        """One integration call; ``args`` is the decoded first Lua argument (``None`` for nil or none)."""
         target = self.catalog.target(target_id)
         if self.calls_made >= self.limits.calls:
             return ("trip", "calls", f"integration call limit of {self.limits.calls} exceeded")
@@ -73,9 +73,9 @@ class RunHost:
         record = CallRecord(function=target.qualified_name, account=target.alias)
         self.events.call_started(record)
         started = time.perf_counter()
-        ctx = CallContext(account=self.catalog.accounts[target.integration.name][target.alias], deadline=self.deadline)
+        ctx = CallContext(account=target.account, deadline=self.deadline)
         try:
-            value = self._perform(target, ctx, nargs, args_json, colon, encode_error)
+            value = self._perform(target, ctx, nargs, args, colon, encode_error)
         except CallError as exc:
             record.ok, record.error = False, exc.message
             return ("error", exc.kind, exc.message)
@@ -93,7 +93,7 @@ class RunHost:
             self.events.call_finished(record)
 
     def _perform(
-        self, target: Target, ctx: CallContext, nargs: int, args_json: str | None, colon: bool, encode_error: str | None
+        self, target: Target, ctx: CallContext, nargs: int, raw: Any, colon: bool, encode_error: str | None
     ) -> Any:
         name = target.qualified_name
         if colon:
@@ -102,7 +102,6 @@ class RunHost:
             )
         if encode_error:
             raise ArgumentError(f"{name}: the argument cannot be sent: {encode_error}")
-        raw = json.loads(args_json) if args_json is not None else None
         args = self.catalog.validators[target.integration.name, target.function.name].bind(raw, nargs)
         operation = target.function.operation
         decision = self.permissions.decision(operation)

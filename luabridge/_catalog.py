@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ._docs import DocSet
@@ -24,12 +25,16 @@ class Target:
 
     integration: Integration
     function: Function
-    alias: str
+    account: Account
     path: str  # the Lua path the script used, e.g. app.integrations.crm.work.list_contacts
 
-    @property
+    @cached_property
     def qualified_name(self) -> str:
         return f"{self.integration.name}.{self.function.name}"
+
+    @property
+    def alias(self) -> str:
+        return self.account.alias
 
 
 class Catalog:
@@ -70,7 +75,8 @@ class Catalog:
         with self._lock:
             if path not in self._target_ids:
                 self._target_ids[path] = len(self._targets)
-                self._targets.append(Target(integration, function, alias, path))
+                account = self.accounts[integration.name][alias]
+                self._targets.append(Target(integration, function, account, path))
             return self._target_ids[path]
 
     def target(self, target_id: int) -> Target:

@@ -22,7 +22,7 @@ local t_concat, t_sort, t_pack, t_unpack = table.concat, table.sort, table.pack,
 local math_type, math_huge = math.type, math.huge
 
 local now, emit, host_call, resolve = H.now, H.emit, H.call, H.resolve
-local memory_off, memory_on = H.memory_off, H.memory_on
+local memory_on = H.memory_on
 local LIMITS, DEADLINE = H.limits, H.deadline
 local MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = LIMITS.instructions, LIMITS.memory, LIMITS.output
 local MEMERR = "not enough memory"
@@ -216,9 +216,9 @@ end
 -- Host calls ----------------------------------------------------------------------------------------------
 
 -- Python conversions run with the memory limit lifted (a limit hit while lupa converts aborts or hangs
--- the process); it comes back right after, and the next allocation over it fails as usual.
+-- the process): each host callback lifts it as it starts, and it comes back here, right after the reply is
+-- converted; the next allocation over it fails as usual.
 local function with_host(f, ...)
-  memory_off()
   local r = t_pack(f(...))
   memory_on()
   return r
@@ -248,14 +248,34 @@ end
 
 local NAMESPACES = real_setmetatable({}, {__mode = "k"})
 
+-- The usual argument, a table of named strings, numbers and booleans, goes to the host as it is (no JSON
+-- round trip); anything else goes as JSON text, so the host can word what is wrong with it.
+local function is_flat(t)
+  for k, v in next, t do
+    if type(k) ~= "string" or not utf8_len(k) then return false end
+    local vt = type(v)
+    if vt == "string" then
+      if not utf8_len(v) then return false end
+    elseif vt ~= "number" and vt ~= "boolean" then
+      return false
+    end
+  end
+  return true
+end
+
 local function call_function(id, ...)
-  charge(0)
+  if tripped then real_error(tripped.message, 0) end
   local nargs = select("#", ...)
   local first = ...
-  local colon = nargs > 0 and NAMESPACES[first] ~= nil
+  if nargs > 0 and NAMESPACES[first] ~= nil then
+    return deliver(with_host(host_call, id, nargs, nil, true, nil))
+  end
+  if nargs == 1 and type(first) == "table" and is_flat(first) then
+    return deliver(with_host(host_call, id, 1, first, false, nil))
+  end
   local args, err = nil, nil
-  if not colon and nargs > 0 then args, err = to_json(first, false, true) end
-  return deliver(with_host(host_call, id, nargs, args, colon, err))
+  if nargs > 0 then args, err = to_json(first, false, true) end
+  return deliver(with_host(host_call, id, nargs, args, false, err))
 end
 
 local function namespace(path)

@@ -55,7 +55,7 @@ class Host(Protocol):
 
     def resolve(self, path: str, key: Any) -> tuple: ...
 
-    def call(self, target: int, nargs: int, args_json: str | None, colon: bool, encode_error: str | None) -> tuple: ...
+    def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None) -> tuple: ...
 
     def read_doc(self, page: Any = None) -> tuple: ...
 
@@ -89,7 +89,12 @@ class _Session:
         return reply
 
     def guarded(self, name: str, method: Callable[..., tuple]) -> Callable[..., tuple]:
+        """``method`` as a Lua callback: never raising, and with the memory limit lifted until the kernel,
+        once the reply is converted, puts it back (``memory_on``)."""
+        set_max_memory = self.runtime.set_max_memory
+
         def callback(*args: Any) -> tuple:
+            set_max_memory(0)
             try:
                 return self.reply(method(*args))
             except Exception:
@@ -97,8 +102,12 @@ class _Session:
 
         return callback
 
-    def memory_off(self) -> None:
-        self.runtime.set_max_memory(0)
+    def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None) -> tuple:
+        """An integration call; ``args`` is JSON text, or a flat Lua table the kernel checked (string keys,
+        valid UTF-8, scalar values), or ``None``."""
+        if args is not None:
+            args = json.loads(args) if isinstance(args, str) else dict(args.items())
+        return self.host.call(target, nargs, args, colon, encode_error)
 
     def memory_on(self) -> None:
         self.runtime.set_max_memory(self.memory_ceiling)
@@ -116,10 +125,9 @@ class _Session:
             "deadline": deadline,
             "limits": self.runtime.table_from(self.limits.to_dict()),
             "emit": self.output,
-            "memory_off": self.memory_off,
             "memory_on": self.memory_on,
             "resolve": self.guarded("name resolution", host.resolve),
-            "call": self.guarded("an integration call", host.call),
+            "call": self.guarded("an integration call", self.call),
             "json_decode": self.guarded("json.decode", _json_decode),
             "lua_read_doc": self.guarded("lua_read_doc", host.read_doc),
             "lua_list_docs": self.guarded("lua_list_docs", host.list_docs),

@@ -17,6 +17,23 @@ from typing import Any
 _CONTAINERS = (dict, list)
 
 
+def _needs_fixing(item: dict | list) -> bool:
+    """Whether ``item`` holds an empty array or a null in an array: the quick scan before any path work."""
+    if type(item) is dict:
+        for child in item.values():
+            kind = type(child)
+            if (kind is dict or kind is list) and _needs_fixing(child):
+                return True
+        return False
+    if not item or None in item:
+        return True
+    for child in item:
+        kind = type(child)
+        if (kind is dict or kind is list) and _needs_fixing(child):
+            return True
+    return False
+
+
 def prepare(value: Any) -> tuple[Any, list[list], list[list]]:
     """Return ``value`` with array nulls replaced by ``False``, and the paths of empty arrays and nulls.
 
@@ -27,6 +44,8 @@ def prepare(value: Any) -> tuple[Any, list[list], list[list]]:
     empties: list[list] = []
     nulls: list[list] = []
     path: list = []
+    if type(value) not in _CONTAINERS or not _needs_fixing(value):
+        return value, empties, nulls
 
     def walk_dict(item: dict) -> dict:
         copied = None
@@ -62,8 +81,7 @@ def prepare(value: Any) -> tuple[Any, list[list], list[list]]:
                     copied[index] = new
         return item if copied is None else copied
 
-    kind = type(value)
-    prepared = walk_dict(value) if kind is dict else walk_list(value) if kind is list else value
+    prepared = walk_dict(value) if type(value) is dict else walk_list(value)
     return prepared, empties, nulls
 
 
