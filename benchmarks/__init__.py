@@ -1,4 +1,4 @@
-"""luabridge's benchmark suite (DESIGN.md section 10): ``python -m benchmarks [--json PATH] [--quick]``.
+"""luabridge's benchmark suite: ``python -m benchmarks [--json PATH] [--quick]``.
 
 :mod:`~benchmarks.figures` measures each figure, ours against its baseline in the same run and
 interleaved (:mod:`~benchmarks.timing`), against what :mod:`~benchmarks.fixtures` provides: simulators,

@@ -1,7 +1,7 @@
 """The command line: ``python -m benchmarks [--json PATH] [--quick] [--only NAME ...]``.
 
 Prints one table (name, ours, baseline, ratio, target, pass or fail, spread as min to max of each side)
-and, with ``--json``, writes the DESIGN.md section 10 record of every figure run. Exits 1 when a figure
+and, with ``--json``, writes the JSON record of every figure run. Exits 1 when a figure
 misses its target.
 """
 

@@ -1,4 +1,4 @@
-"""The seven figures of DESIGN.md section 10. Each function's docstring says exactly what each side does.
+"""The seven figures. Each function's docstring says exactly what each side does.
 
 Every figure takes ``quick`` (fewer repetitions: a smoke test, not a measurement) and returns a
 :class:`~benchmarks.timing.Figure`. Times are wall-clock seconds: per call for call_overhead and convert,
@@ -213,7 +213,7 @@ def connections(quick: bool) -> Figure:
     return Figure("connections", "connections", Sample.exactly(opened), Sample.exactly(1), target)
 
 
-# In the order of DESIGN.md section 10.
+# In the order of the table.
 FIGURES: dict[str, Callable[[bool], Figure]] = {
     "call_overhead": call_overhead,
     "end_to_end": end_to_end,

@@ -71,7 +71,7 @@ class Figure:
         return self.target.met_by(self.ours.median, self.ratio)
 
     def to_json(self) -> dict[str, Any]:
-        """The DESIGN.md section 10 record, plus the target, the spread and the information values."""
+        """The JSON record (ours, baseline, unit, ratio), plus the target, the spread and the information values."""
         record: dict[str, Any] = {
             "ours": self.ours.median,
             "baseline": self.baseline.median,

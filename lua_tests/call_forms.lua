@@ -1,4 +1,4 @@
--- Every call form of DESIGN.md section 3 reaches the same function with the same arguments.
+-- Every call form agents use reaches the same function with the same arguments.
 local fc = app.integrations.freshchat
 local same = function(a, b, what)
   assert(json.encode(a) == json.encode(b), what .. ": " .. json.encode(a) .. " ~= " .. json.encode(b))

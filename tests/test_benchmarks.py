@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark suite: a quick run writes every figure of DESIGN.md section 10.
+"""Smoke test of the benchmark suite: a quick run writes every figure.
 
 Timing is not judged here (a loaded CI machine would make that flaky); ``python -m benchmarks`` is.
 """

@@ -1,4 +1,4 @@
-"""Every ```lua block of the docs runs as a test against the Freshchat simulator (DESIGN.md section 9).
+"""Every ```lua block of the docs runs as a test against the Freshchat simulator.
 
 Blocks come from every ``docs/**/*.md``, the Freshchat reference ``integrations/freshchat/reference.md``
 (and ``README.md`` when it has any), plus the blocks of the generated pages ``lua_read_doc`` serves that

@@ -1,4 +1,4 @@
-"""The Freshchat REST API v2 client behind ``app.integrations.freshchat.*`` (DESIGN.md section 7).
+"""The Freshchat REST API v2 client behind ``app.integrations.freshchat.*``.
 
 One :class:`FreshchatClient` serves one account with one ``requests.Session``, so its calls share a
 keep-alive connection. Each public method takes the validated arguments of the Lua function of the same

@@ -2,7 +2,7 @@
 
 :func:`build_dataset` draws every value from one ``random.Random(seed)`` and a fixed clock, so the same seed
 always gives the same data. The objects have the shapes of Freshchat REST API v2 (see
-``/work/shared/notes/freshchat-api-facts.md``): ids are UUID-like, times are ISO-8601 UTC with milliseconds.
+Freshchat's public API reference): ids are UUID-like, times are ISO-8601 UTC with milliseconds.
 
 Whatever the seed, the ids used by the reference's examples exist (:data:`REFERENCE_IDS`): conversation
 ``abc-123-def`` (open), agent ``agent-123``, user ``user-456`` and channel ``channel-789``.

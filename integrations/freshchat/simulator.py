@@ -1,6 +1,6 @@
 """Serve a Freshchat-compatible REST API v2 on loopback, with seeded data and injectable faults.
 
-:class:`Simulator` speaks the wire mapping of DESIGN.md section 7 over real HTTP/1.1 with keep-alive, so
+:class:`Simulator` speaks the wire mapping that ``client.py`` sends over real HTTP/1.1 with keep-alive, so
 a client session reuses one TCP connection. It checks ``Authorization: Bearer <token>``, serves the data of
 :func:`~integrations.freshchat.simdata.build_dataset`, paginates with Freshchat's ``pagination`` and
 ``links``, answers errors with Freshchat's ``{"code", "status", "message"}`` body, and consults a

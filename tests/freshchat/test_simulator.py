@@ -29,7 +29,7 @@ def get(session: requests.Session, sim: Simulator, path: str, **params: Any) -> 
 
 
 def create_body(user_id: str = "user-456", text: str = "I need help", **extra: Any) -> dict[str, Any]:
-    """The body create_conversation sends (DESIGN.md section 7)."""
+    """The body create_conversation sends (the wire mapping of client.py)."""
     message = {"message_parts": [{"text": {"content": text}}], "message_type": "normal",
                "actor_type": "user", "actor_id": user_id}
     return {"users": [{"id": user_id}], "messages": [message], **extra}
