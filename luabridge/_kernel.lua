@@ -21,10 +21,11 @@ local utf8_len = utf8.len
 local t_concat, t_sort, t_pack, t_unpack = table.concat, table.sort, table.pack, table.unpack
 local math_type, math_huge = math.type, math.huge
 
-local now, emit, host_call, resolve = H.now, H.emit, H.call, H.resolve
-local memory_on = H.memory_on
-local LIMITS, DEADLINE = H.limits, H.deadline
-local MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = LIMITS.instructions, LIMITS.memory, LIMITS.output
+-- `host(operation, ...)` is the one door to the host for everything that returns data (each Python object
+-- handed to Lua costs start-up time, so there are few).
+local now, emit, memory_on, host = H.now, H.emit, H.memory_on, H.host
+local DEADLINE, TIMEOUT, MAX_RESULT = H.deadline, H.timeout, H.result
+local MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = H.instructions, H.memory, H.output
 local MEMERR = "not enough memory"
 
 -- Limits ------------------------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ local function charge(cost)
     trip("instructions", s_format("instruction limit of %d exceeded", MAX_INSTRUCTIONS))
   end
   if now() > DEADLINE then
-    trip("timeout", s_format("time limit of %g s exceeded", LIMITS.timeout))
+    trip("timeout", s_format("time limit of %g s exceeded", TIMEOUT))
   end
 end
 
@@ -218,8 +219,8 @@ end
 -- Python conversions run with the memory limit lifted (a limit hit while lupa converts aborts or hangs
 -- the process): each host callback lifts it as it starts, and it comes back here, right after the reply is
 -- converted; the next allocation over it fails as usual.
-local function with_host(f, ...)
-  local r = t_pack(f(...))
+local function with_host(...)
+  local r = t_pack(host(...))
   memory_on()
   return r
 end
@@ -268,14 +269,14 @@ local function call_function(id, ...)
   local nargs = select("#", ...)
   local first = ...
   if nargs > 0 and NAMESPACES[first] ~= nil then
-    return deliver(with_host(host_call, id, nargs, nil, true, nil))
+    return deliver(with_host("call", id, nargs, nil, true, nil))
   end
   if nargs == 1 and type(first) == "table" and is_flat(first) then
-    return deliver(with_host(host_call, id, 1, first, false, nil))
+    return deliver(with_host("call", id, 1, first, false, nil))
   end
   local args, err = nil, nil
   if nargs > 0 then args, err = to_json(first, false, true) end
-  return deliver(with_host(host_call, id, nargs, args, false, err))
+  return deliver(with_host("call", id, nargs, args, false, err))
 end
 
 local function namespace(path)
@@ -283,7 +284,7 @@ local function namespace(path)
   NAMESPACES[ns] = path
   return real_setmetatable(ns, {
     __index = function(t, key)
-      local r = with_host(resolve, path, key)
+      local r = with_host("resolve", path, key)
       local value
       if r[1] == "namespace" then value = namespace(r[2])
       elseif r[1] == "function" then
@@ -492,7 +493,7 @@ S.json = {
     if type(text) ~= "string" then
       real_error("json.decode: expected a string, got " .. type(text), 2)
     end
-    return deliver(with_host(H.json_decode, valid_utf8(text)))
+    return deliver(with_host("json_decode", valid_utf8(text)))
   end,
   array = function(t)
     if t == nil then t = {} end
@@ -503,7 +504,6 @@ S.json = {
 }
 
 for _, name in ipairs({"lua_read_doc", "lua_list_docs", "lua_search_docs"}) do
-  local fn = H[name]
   S[name] = function(...)
     local args = t_pack(...)
     for i = 1, args.n do
@@ -511,7 +511,7 @@ for _, name in ipairs({"lua_read_doc", "lua_list_docs", "lua_search_docs"}) do
         raise_at_caller("runtime", name .. ": expected a string, got " .. type(args[i]))
       end
     end
-    return deliver(with_host(fn, t_unpack(args, 1, args.n)))
+    return deliver(with_host(name, t_unpack(args, 1, args.n)))
   end
 end
 
@@ -558,8 +558,8 @@ return function(code)
   debug_sethook()
   if tripped then return "limit", tripped.kind, tripped.message end
   if not text then return "error", "runtime", "the returned value cannot be converted to JSON: " .. encode_err end
-  if #text > LIMITS.result then
-    return "limit", "output", s_format("returned value of %d bytes as JSON exceeds the limit of %d bytes", #text, LIMITS.result)
+  if #text > MAX_RESULT then
+    return "limit", "output", s_format("returned value of %d bytes as JSON exceeds the limit of %d bytes", #text, MAX_RESULT)
   end
   return "ok", text
 end

@@ -66,7 +66,12 @@ class Host(Protocol):
     def output(self, text: str) -> None: ...
 
 
-def _internal_error(where: str) -> tuple:
+# How a script's error names the host operation that failed.
+_OPERATION_NAMES = {"resolve": "name resolution", "call": "an integration call", "json_decode": "json.decode"}
+
+
+def _internal_error(operation: str) -> tuple:
+    where = _OPERATION_NAMES.get(operation, operation)
     logger.exception("internal error in %s", where)
     return ("error", "runtime", f"internal error in {where} (a bug in the host, logged there)")
 
@@ -75,8 +80,12 @@ class _Session:
     """The state of one run: the runtime, its memory baseline, and the guarded callbacks."""
 
     def __init__(self, host: Host, limits: Limits) -> None:
-        self.host = host
+        self.host_object = host
         self.limits = limits
+        self.operations: dict[str, Callable[..., tuple]] = {
+            "resolve": host.resolve, "call": self.call, "json_decode": _json_decode,
+            "lua_read_doc": host.read_doc, "lua_list_docs": host.list_docs, "lua_search_docs": host.search_docs,
+        }
         self.runtime = lua54.LuaRuntime(
             register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0
         )
@@ -88,50 +97,36 @@ class _Session:
             return ("ok", *to_lua(self.runtime, reply[1]))
         return reply
 
-    def guarded(self, name: str, method: Callable[..., tuple]) -> Callable[..., tuple]:
-        """``method`` as a Lua callback: never raising, and with the memory limit lifted until the kernel,
+    def host(self, operation: str, *args: Any) -> tuple:
+        """The kernel's one door to the host: never raises, and lifts the memory limit until the kernel,
         once the reply is converted, puts it back (``memory_on``)."""
-        set_max_memory = self.runtime.set_max_memory
-
-        def callback(*args: Any) -> tuple:
-            set_max_memory(0)
-            try:
-                return self.reply(method(*args))
-            except Exception:
-                return _internal_error(name)
-
-        return callback
+        self.runtime.set_max_memory(0)
+        try:
+            return self.reply(self.operations[operation](*args))
+        except Exception:
+            return _internal_error(operation)
 
     def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None) -> tuple:
         """An integration call; ``args`` is JSON text, or a flat Lua table the kernel checked (string keys,
         valid UTF-8, scalar values), or ``None``."""
         if args is not None:
             args = json.loads(args) if isinstance(args, str) else dict(args.items())
-        return self.host.call(target, nargs, args, colon, encode_error)
+        return self.host_object.call(target, nargs, args, colon, encode_error)
 
     def memory_on(self) -> None:
         self.runtime.set_max_memory(self.memory_ceiling)
 
     def output(self, text: str) -> None:
         try:
-            self.host.output(text)
+            self.host_object.output(text)
         except Exception:
             logger.exception("internal error while capturing output")
 
     def callbacks(self, deadline: float) -> Any:
-        host = self.host
+        """What the kernel receives: plain numbers, and as few Python callables as it needs."""
         return self.runtime.table_from({
-            "now": time.monotonic,
-            "deadline": deadline,
-            "limits": self.runtime.table_from(self.limits.to_dict()),
-            "emit": self.output,
-            "memory_on": self.memory_on,
-            "resolve": self.guarded("name resolution", host.resolve),
-            "call": self.guarded("an integration call", self.call),
-            "json_decode": self.guarded("json.decode", _json_decode),
-            "lua_read_doc": self.guarded("lua_read_doc", host.read_doc),
-            "lua_list_docs": self.guarded("lua_list_docs", host.list_docs),
-            "lua_search_docs": self.guarded("lua_search_docs", host.search_docs),
+            "now": time.monotonic, "emit": self.output, "memory_on": self.memory_on, "host": self.host,
+            "deadline": deadline, **self.limits.to_dict(),
         })
 
 

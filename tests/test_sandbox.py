@@ -248,3 +248,14 @@ def test_syntax_errors_have_their_own_type_and_line(run):
     result = run("local a = 1\nlocal b = = 2")
     assert result.error.type == "syntax"
     assert result.error.message == "script:2: unexpected symbol near '='"
+
+
+def test_a_bug_in_the_host_is_a_plain_error_without_python_details(bridge, monkeypatch, caplog):
+    def broken(query, limit=10):
+        raise RuntimeError("secret detail of a host bug")
+
+    monkeypatch.setattr(bridge.docs, "search", broken)
+    result = bridge.run("local ok, err = pcall(lua_search_docs, 'x') return type(err), err")
+    assert result.value == ["string", "script:1: internal error in lua_search_docs (a bug in the host, logged there)"]
+    assert "secret detail" not in repr(result.to_json())
+    assert "secret detail of a host bug" in caplog.text  # the host's log has it
