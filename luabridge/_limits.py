@@ -68,7 +68,7 @@ class Limits:
         return replace(self, **{f.name: min(getattr(self, f.name), getattr(ceilings, f.name)) for f in fields(self)})
 
     def to_dict(self) -> dict[str, float]:
-        return {field.name: getattr(self, field.name) for field in fields(self)}
+        return dict(self.__dict__)  # the fields, and only them: a plain frozen dataclass
 
 
 DEFAULT_LIMITS = Limits()
