@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from echo_integration import echo_accounts
 
+from integrations.freshchat.simulator import Simulator
 from luabridge import Bridge
 
 
@@ -26,3 +29,10 @@ def isolated_bridge():
 def run(bridge):
     """Run a script in-process and return its result."""
     return bridge.run
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[Simulator]:
+    """A Freshchat simulator shared by one test module (tests/freshchat has its own, per test)."""
+    with Simulator(seed=0) as sim:
+        yield sim

@@ -128,12 +128,6 @@ RUNNABLE = [block for block in LUA_BLOCKS + SERVED_BLOCKS if block.skip is None]
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[Simulator]:
-    with Simulator(seed=0) as sim:
-        yield sim
-
-
-@pytest.fixture(scope="module")
 def bridge(simulator: Simulator) -> Iterator[Bridge]:
     with demo_bridge(simulator) as bridge:
         yield bridge

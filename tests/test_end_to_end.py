@@ -77,12 +77,6 @@ def pcall_script(call: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[Simulator]:
-    with Simulator(seed=0) as sim:
-        yield sim
-
-
-@pytest.fixture(scope="module")
 def bridge(simulator: Simulator) -> Iterator[Bridge]:
     """One bridge for the module, with worker processes (the production default), already warm."""
     with Bridge(accounts_for(simulator)) as bridge:

@@ -61,12 +61,6 @@ def failure_report(payload: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[Simulator]:
-    with Simulator(seed=0) as sim:
-        yield sim
-
-
-@pytest.fixture(scope="module")
 def bridge(simulator: Simulator) -> Iterator[Bridge]:
     with demo_bridge(simulator) as bridge:
         yield bridge
