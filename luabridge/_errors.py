@@ -11,7 +11,8 @@ fault (bad argument, unknown name, limit reached) and the remote's fault (HTTP s
         ├── ArgumentError       arguments did not match the function's schema        (kind "validation")
         ├── PermissionDenied    the host's policy refused the operation              (kind "permission")
         ├── AccountError        the account is not configured or is misconfigured    (kind "config")
-        └── RemoteError         the remote service failed or could not be reached    (kind "http")
+        ├── RemoteError         the remote service failed or could not be reached    (kind "http")
+        └── LimitExceeded       host work for a call hit one of the run's limits     (kind "memory", "timeout")
 
 Foreign exceptions (requests, jsonschema, lupa) are translated into these once, at one boundary, with the
 original kept as ``__cause__``. Anything else raised by an integration is a bug in the host, not the
@@ -81,3 +82,15 @@ class RemoteError(CallError):
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class LimitExceeded(CallError):
+    """Raised when host work for a call would pass one of the run's limits: an answer larger than the
+    run's memory allows, or the run's deadline reached mid-request.
+
+    Like every limit, it ends the run (a script cannot catch it); ``kind`` is ``"memory"`` or ``"timeout"``.
+    """
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind

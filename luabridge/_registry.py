@@ -83,11 +83,13 @@ class CallContext:
     """What a handler knows about the call it serves.
 
     ``deadline`` is a ``time.monotonic()`` value the call must finish by (the run's time limit);
-    the HTTP layer records the last ``http_status`` it saw here for the call log.
+    ``max_body`` is the most bytes an answer's body may have, before and after decompression (``None``:
+    no cap); the HTTP layer records the last ``http_status`` it saw here for the call log.
     """
 
     account: Account
     deadline: float
+    max_body: int | None = None
     http_status: int | None = None
 
 
