@@ -15,7 +15,7 @@ from fake_time import FakeTime
 from responses import matchers
 from urllib3.exceptions import NameResolutionError, ProtocolError
 
-from luabridge._errors import RemoteError
+from luabridge._errors import LimitExceeded, RemoteError
 from luabridge._http import OUTCOME_UNKNOWN, new_session, redact, send
 from luabridge._registry import Account, CallContext, Secret
 
@@ -100,9 +100,10 @@ def test_each_attempt_is_bounded_by_the_time_left(fake, mock):
 
 
 def test_no_request_is_sent_when_no_time_is_left(fake, mock):
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(LimitExceeded) as caught:
         call(fake, ctx=context(fake, seconds_left=0))
-    assert caught.value.message == "no time left in this run to call api.example.test"
+    assert caught.value.message == "the run's time limit was reached before calling api.example.test"
+    assert caught.value.kind == "timeout"
     assert len(mock.calls) == 0
 
 

@@ -14,7 +14,8 @@ name (defaults filled in) and returns the decoded JSON. What the client adds to 
 Path ids must be one path segment: not empty, at most 256 characters, without ``/``, ``\\``, ``?``, ``#``,
 ``..``, control characters or percent-escapes; anything else is rejected before a request is sent.
 Failures become :class:`RemoteError` messages naming the function, the HTTP status and Freshchat's error,
-with advice when the account's URL or token is the likely cause.
+with advice when the account's URL or token is the likely cause; a run's limit reached during a request (an
+answer too large, the deadline) stays a :class:`LimitExceeded`, named after the function the same way.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from luabridge._config import env_variable
-from luabridge._errors import ArgumentError, RemoteError
+from luabridge._errors import ArgumentError, LimitExceeded, RemoteError
 from luabridge._http import new_session, redact, send
 from luabridge._registry import Account, CallContext
 
@@ -165,6 +166,8 @@ class FreshchatClient:
             )
         except RemoteError as exc:
             raise RemoteError(f"{label}: {exc.message}", status=exc.status) from exc
+        except LimitExceeded as exc:
+            raise LimitExceeded(f"{label}: {exc.message}", kind=exc.kind) from exc
         return self._decode(label, fn, response)
 
     def _decode(self, label: str, fn: str, response: requests.Response) -> Any:
