@@ -16,30 +16,55 @@ Kinds:
 - ``drop``: wait ``stall`` seconds, then close the connection without answering.
 - ``drop_after_store``: handle the request fully (a POST stores its conversation), wait ``stall`` seconds,
   then close the connection without answering: the request took effect but its answer was lost.
+- ``huge``: answer 200 with a valid JSON body of ``size`` bytes (``Content-Length`` announced), generated
+  as it is sent, never held in memory.
+- ``gzip_bomb``: answer 200 with a chunked ``Content-Encoding: gzip`` body that inflates to ``size`` bytes
+  of valid JSON, compressed as it is sent (about a thousandth of ``size`` on the wire).
+- ``endless``: answer 200 with a chunked JSON body that never ends.
+- ``trickle``: handle the request fully (a POST stores its conversation), then send the answer one byte
+  every ``delay`` seconds: its status line and headers (``part="headers"``) or its body (``part="body"``,
+  the default). A client whose deadline passes gets nothing complete.
+
+``huge``, ``gzip_bomb`` and ``endless`` answer in place of the endpoint, so a POST stores nothing.
 
 Grammar of :meth:`FaultPlan.parse`, for command-line flags (spaces around tokens are ignored)::
 
     plan   := rule ("," rule)*
     rule   := head (":" option)*
     head   := "latency=" SECONDS | STATUS | "malformed" ["=json" | "=html"] | "drop" | "drop_after_store"
+            | "huge=" SIZE | "gzip_bomb=" SIZE | "endless" | "trickle=" SECONDS
     option := "path=" PREFIX | "method=" METHOD | "times=" N | "every=" N
-            | "retry_after=" SECONDS | "stall=" SECONDS | "status=" STATUS
+            | "retry_after=" SECONDS | "stall=" SECONDS | "status=" STATUS | "part=" ("headers" | "body")
+    SIZE   := N ["K" | "M" | "G"]        (bytes, or KiB, MiB, GiB)
 
 Examples: ``latency=0.05``, ``429:times=2:retry_after=1``, ``503:path=/v2/agents:every=3``,
-``malformed=html:times=1``, ``drop_after_store:method=POST:path=/v2/conversations:times=1:stall=2``.
+``malformed=html:times=1``, ``drop_after_store:method=POST:path=/v2/conversations:times=1:stall=2``,
+``huge=200M``, ``gzip_bomb=400M:times=1``, ``endless:path=/v2/agents``, ``trickle=0.3:part=headers``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
 _HTTP_STATUSES = frozenset(status.value for status in HTTPStatus)
-KINDS = ("latency", "status", "malformed", "drop", "drop_after_store")
+KINDS = ("latency", "status", "malformed", "drop", "drop_after_store", "huge", "gzip_bomb", "endless", "trickle")
 DROPS = ("drop", "drop_after_store")
+SIZED = ("huge", "gzip_bomb")
+STREAMS = ("huge", "gzip_bomb", "endless")  # answers generated while they are sent
+PARTS = ("headers", "body")
+
+# A huge or bombed body is {"padding": "xxx...x"}: valid JSON of any size from these two ends on.
+_PADDING_HEAD, _PADDING_TAIL = b'{"padding": "', b'"}'
+MIN_SIZE = len(_PADDING_HEAD) + len(_PADDING_TAIL)
+_BLOCK = 64 * 1024
+_ENDLESS_ITEM = b'{"conversation_id": "endless", "status": "open"}, '
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 # (content type, body) per malformed variant: a body cut off mid-stream; the login page a wrong host serves.
 MALFORMED_BODIES = {
@@ -69,6 +94,8 @@ class FaultRule:
     retry_after: float | None = None
     variant: str = "json"
     stall: float = 0.0
+    size: int | None = None
+    part: str | None = None
     seen: int = field(default=0, init=False, compare=False)
     fired: int = field(default=0, init=False, compare=False)
 
@@ -85,8 +112,19 @@ class FaultRule:
             raise ValueError(f"fault every must be at least 1, got {self.every}")
         if min(self.delay, self.stall, self.retry_after or 0.0) < 0:
             raise ValueError("fault delay, stall and retry_after must not be negative")
-        if self.delay and self.kind != "latency":
-            raise ValueError("delay applies only to latency faults")
+        if self.delay and self.kind not in ("latency", "trickle"):
+            raise ValueError("delay applies only to latency and trickle faults")
+        if self.kind in SIZED:
+            if self.size is None or self.size < MIN_SIZE:
+                raise ValueError(f"a {self.kind} fault needs a size of at least {MIN_SIZE} bytes, got {self.size}")
+        elif self.size is not None:
+            raise ValueError("size applies only to huge and gzip_bomb faults")
+        if self.kind == "trickle":
+            self.part = self.part or "body"
+            if self.part not in PARTS:
+                raise ValueError(f"trickle part must be headers or body, got {self.part!r}")
+        elif self.part is not None:
+            raise ValueError("part applies only to trickle faults")
         if self.stall and self.kind not in DROPS:
             raise ValueError("stall applies only to drop and drop_after_store faults")
         if self.retry_after is not None and self.kind != "status":
@@ -137,10 +175,32 @@ class FaultRule:
         body = json.dumps({"code": self.status, "status": name, "message": message}).encode()
         return self.status, body, headers
 
+    def stream(self) -> tuple[dict[str, str], Iterator[bytes]]:
+        """Return the headers and the body pieces of a ``huge``, ``gzip_bomb`` or ``endless`` fault.
+
+        The body is generated piece by piece as the caller iterates; a ``Transfer-Encoding: chunked``
+        header means the caller frames the pieces as chunks.
+        """
+        json_type = {"Content-Type": "application/json"}
+        if self.kind == "huge":
+            assert self.size is not None  # __post_init__ requires it
+            return {**json_type, "Content-Length": str(self.size)}, _padding(self.size)
+        if self.kind == "gzip_bomb":
+            assert self.size is not None
+            headers = {**json_type, "Content-Encoding": "gzip", "Transfer-Encoding": "chunked"}
+            return headers, _gzipped(_padding(self.size))
+        assert self.kind == "endless", self.kind
+        return {**json_type, "Transfer-Encoding": "chunked"}, _endless()
+
     def __str__(self) -> str:
         """The rule in :meth:`FaultPlan.parse` syntax."""
         if self.kind == "latency":
             parts = [f"latency={self.delay:g}"]
+        elif self.kind in SIZED:
+            assert self.size is not None
+            parts = [f"{self.kind}={_format_size(self.size)}"]
+        elif self.kind == "trickle":
+            parts = [f"trickle={self.delay:g}"] + ([f"part={self.part}"] if self.part != "body" else [])
         elif self.kind == "status":
             parts = [str(self.status)]
         elif self.kind == "malformed":
@@ -159,6 +219,44 @@ class FaultRule:
         return ":".join(parts)
 
 
+def _padding(size: int) -> Iterator[bytes]:
+    """``{"padding": "xxx...x"}`` of exactly ``size`` bytes, a block at a time."""
+    yield _PADDING_HEAD
+    block = b"x" * _BLOCK
+    left = size - MIN_SIZE
+    while left > 0:
+        yield block if left >= _BLOCK else block[:left]
+        left -= _BLOCK
+    yield _PADDING_TAIL
+
+
+def _gzipped(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """One gzip member of ``pieces``, flushed every 16 blocks so it flows instead of arriving at the end."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for index, piece in enumerate(pieces, 1):
+        out = compressor.compress(piece)
+        if index % 16 == 0:
+            out += compressor.flush(zlib.Z_SYNC_FLUSH)
+        if out:
+            yield out
+    yield compressor.flush()
+
+
+def _endless() -> Iterator[bytes]:
+    """``{"conversations": [{...}, {...}, ...`` that never ends."""
+    yield b'{"conversations": ['
+    block = _ENDLESS_ITEM * (_BLOCK // len(_ENDLESS_ITEM))
+    while True:
+        yield block
+
+
+def _format_size(size: int) -> str:
+    for unit in ("G", "M", "K"):
+        if size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)
+
+
 @dataclass(frozen=True)
 class Decision:
     """What to do with a request: wait ``delay`` seconds, then apply ``rule`` (``None``: answer normally)."""
@@ -168,7 +266,8 @@ class Decision:
 
 
 _OPTION_TYPES = {"path": str, "method": str, "times": int, "every": int, "retry_after": float,
-                 "stall": float, "status": int}
+                 "stall": float, "status": int, "part": str}
+_VALUED = ("latency", "malformed", "huge", "gzip_bomb", "trickle")  # heads that take an "=" value
 
 
 def _number(text: str, kind: type, what: str, spec: str) -> int | float:
@@ -177,6 +276,14 @@ def _number(text: str, kind: type, what: str, spec: str) -> int | float:
     except ValueError:
         noun = "an integer" if kind is int else "a number"
         raise ValueError(f"bad fault spec {spec!r}: {what} must be {noun}, got {text!r}") from None
+
+
+def _size(text: str, what: str, spec: str) -> int:
+    match = re.fullmatch(r"(\d+)([KMG]?)", text, re.IGNORECASE)
+    if match is None:
+        raise ValueError(f"bad fault spec {spec!r}: {what} needs a size in bytes such as 4096, 64K, 200M or "
+                         f"1G, got {text!r}")
+    return int(match[1]) * _UNITS[match[2].upper()]
 
 
 def parse_rule(spec: str) -> FaultRule:
@@ -195,12 +302,21 @@ def parse_rule(spec: str) -> FaultRule:
         kwargs.update(kind="status", status=int(name))
     elif name == "malformed":
         kwargs.update(kind="malformed", variant=value or "json")
-    elif name in DROPS:
+    elif name in SIZED:
+        if not value:
+            raise ValueError(f"bad fault spec {spec!r}: {name} needs a size, e.g. {name}=200M")
+        kwargs.update(kind=name, size=_size(value, name, spec))
+    elif name == "trickle":
+        if not value:
+            raise ValueError(f"bad fault spec {spec!r}: trickle needs seconds per byte, e.g. trickle=0.3")
+        kwargs.update(kind="trickle", delay=_number(value, float, "trickle", spec))
+    elif name in DROPS or name == "endless":
         kwargs.update(kind=name)
     else:
         raise ValueError(f"bad fault spec {spec!r}: unknown fault {name!r}; expected latency=SECONDS, "
-                         f"a status such as 429 or 503, malformed[=json|html], drop or drop_after_store")
-    if value and name not in ("latency", "malformed"):
+                         f"a status such as 429 or 503, malformed[=json|html], drop, drop_after_store, "
+                         f"huge=SIZE, gzip_bomb=SIZE, endless or trickle=SECONDS")
+    if value and name not in _VALUED:
         raise ValueError(f"bad fault spec {spec!r}: {name} takes no '=' value; use options such as :times=2")
     for option in options:
         key, sep, text = (token.strip() for token in option.partition("="))

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from .simdata import Dataset, build_dataset, new_conversation
-from .simfaults import FaultPlan, FaultRule
+from .simfaults import STREAMS, FaultPlan, FaultRule
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +329,9 @@ class Simulator:
         if rule is not None and rule.kind in ("status", "malformed"):
             self._send(handler, *rule.answer(time.time()))
             return
+        if rule is not None and rule.kind in STREAMS:
+            self._stream(handler, rule)
+            return
         try:
             status, payload = self._answer(method, path, query, body, authorized)
         except ApiError as exc:
@@ -337,28 +340,55 @@ class Simulator:
             log.exception("simulator error on %s %s", method, path)
             error = ApiError(500, "INTERNAL_SERVER_ERROR", f"{type(exc).__name__}: {exc}")
             status, payload = 500, error.body()
-        if rule is not None:  # drop_after_store: the request took effect, its answer is lost
+        if rule is not None and rule.kind == "drop_after_store":  # the request took effect, its answer is lost
             self._drop(handler, rule)
             return
-        self._send_json(handler, status, payload)
+        self._send_json(handler, status, payload, trickle=rule)
 
     def _drop(self, handler: _Handler, rule: FaultRule) -> None:
         if rule.stall:
             self._stopping.wait(rule.stall)
         handler.close_connection = True
 
-    def _send_json(self, handler: _Handler, status: int, payload: Any) -> None:
-        self._send(handler, status, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    def _send_json(self, handler: _Handler, status: int, payload: Any, *, trickle: FaultRule | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self._send(handler, status, body, {"Content-Type": "application/json"}, trickle=trickle)
 
-    def _send(self, handler: _Handler, status: int, body: bytes, headers: dict[str, str]) -> None:
+    def _send(self, handler: _Handler, status: int, body: bytes, headers: dict[str, str], *,
+              trickle: FaultRule | None = None) -> None:
+        """Write one answer; a ``trickle`` rule writes its head or its body one byte at a time."""
         headers = {**self._rate_headers(), "Content-Length": str(len(body)), **headers}
+        plain = handler.wfile
+        slow = _Trickle(plain, trickle.delay, self._stopping) if trickle is not None else plain
         try:
+            handler.wfile = slow if trickle is not None and trickle.part == "headers" else plain
             handler.send_response(status)
             for name, value in headers.items():
                 handler.send_header(name, value)
             handler.end_headers()
-            handler.wfile.write(body)
-        except OSError:  # the client gave up (a timeout shorter than an injected latency)
+            (slow if trickle is not None and trickle.part == "body" else plain).write(body)
+        except OSError:  # the client gave up (a timeout shorter than an injected latency or trickle)
+            handler.close_connection = True
+        finally:
+            handler.wfile = plain
+
+    def _stream(self, handler: _Handler, rule: FaultRule) -> None:
+        """Write a 200 answer whose body the rule generates while it is sent, until the client goes away."""
+        headers, pieces = rule.stream()
+        chunked = headers.get("Transfer-Encoding") == "chunked"
+        try:
+            handler.send_response(200)
+            for name, value in {**self._rate_headers(), **headers}.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            for piece in pieces:
+                if self._stopping.is_set():
+                    handler.close_connection = True
+                    return
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                handler.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client stopped reading: what a client that caps answers does
             handler.close_connection = True
 
     def _rate_headers(self) -> dict[str, str]:
@@ -469,6 +499,20 @@ class Simulator:
             self._messages[conv["conversation_id"]] = thread
             self._created.append(conv)
         return 201, {**conv, "users": [{"id": user_id} for user_id in user_ids], "messages": thread}
+
+
+class _Trickle:
+    """A writer that sends what it is given one byte every ``delay`` seconds, until the simulator stops."""
+
+    def __init__(self, wfile: Any, delay: float, stopping: threading.Event) -> None:
+        self._wfile, self._delay, self._stopping = wfile, delay, stopping
+
+    def write(self, data: bytes) -> int:
+        for index in range(len(data)):
+            if self._stopping.wait(self._delay):
+                raise ConnectionAbortedError("the simulator is stopping")
+            self._wfile.write(data[index:index + 1])
+        return len(data)
 
 
 def _check_message(message: Any, where: str, user_ids: list[str], agents: dict[str, Any]) -> None:

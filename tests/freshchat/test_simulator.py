@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import json
+import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from typing import Any
 
 import pytest
@@ -359,6 +363,132 @@ def test_latency_adds_to_the_first_terminal_fault_and_later_rules_do_not_count()
     assert plan.rules[2].seen == 1
 
 
+def raw_get(sim: Simulator, path: str, method: str = "GET", body: bytes = b"") -> socket.socket:
+    """Send one request on a raw socket and return the socket, for a test to read the answer as it comes."""
+    port = int(sim.url.split(":")[2].split("/")[0])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sim.token}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    return sock
+
+
+def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Read up to the end of the answer's head; return the head and the body bytes already received."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def drain(sock: socket.socket, limit: int | None = None) -> int:
+    """Receive into one buffer until the server closes or ``limit`` bytes came; return how many came."""
+    buffer, total = bytearray(1 << 20), 0
+    while limit is None or total < limit:
+        count = sock.recv_into(buffer)
+        if not count:
+            break
+        total += count
+    return total
+
+
+@pytest.mark.parametrize("size", [15, 4096, 65536 * 3 + 7])
+def test_huge_answers_valid_json_of_exactly_its_size(simulator, session, size):
+    simulator.faults.add("huge", size=size, times=1)
+    response = get(session, simulator, "/agents")
+    assert response.status_code == 200 and response.headers["Content-Length"] == str(size)
+    assert len(response.content) == size and set(json.loads(response.content)) == {"padding"}
+    assert get(session, simulator, "/agents").json()["agents"]
+
+
+def test_huge_streams_200_mib_without_holding_it(simulator):
+    simulator.faults.add(FaultPlan.parse("huge=200M:times=1").rules[0])
+    tracemalloc.start()
+    try:
+        with raw_get(simulator, "/v2/agents") as sock:
+            head, rest = read_head(sock)
+            received = len(rest) + drain(sock, (200 << 20) - len(rest))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert b"Content-Length: 209715200" in head and received == 200 << 20
+    assert peak < 16 << 20, peak  # the simulator generates the body as it sends it
+
+
+def test_a_gzip_bomb_inflates_to_valid_json_of_its_size(simulator, session):
+    simulator.faults.add("gzip_bomb", size=3 << 20, times=1)
+    response = get(session, simulator, "/agents")
+    assert response.headers["Content-Encoding"] == "gzip" and response.headers["Transfer-Encoding"] == "chunked"
+    assert len(response.content) == 3 << 20 and set(json.loads(response.content)) == {"padding"}
+
+
+def test_a_gzip_bomb_is_a_thousandth_of_its_size_on_the_wire(simulator, session):
+    simulator.faults.add("gzip_bomb", size=100 << 20, times=1)
+    response = session.get(f"{simulator.url}/agents", stream=True, timeout=10)
+    compressed = b"".join(response.raw.stream(65536, decode_content=False))
+    assert len(compressed) < (100 << 20) // 500
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    assert len(inflater.decompress(compressed[:4096], 1 << 20)) == 1 << 20  # inflates a MiB from 4 KB
+    assert inflater.decompress(b"", 13) == b"xxxxxxxxxxxxx" and gzip.decompress(compressed)[:13] == b'{"padding": "'
+
+
+def test_endless_never_ends_and_the_simulator_recovers(simulator, session):
+    simulator.faults.add("endless", path="/v2/conversations", times=1)
+    response = session.get(f"{simulator.url}/conversations", stream=True, timeout=10)
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    start, received = b"", 0
+    for piece in response.iter_content(1 << 20):
+        start = (start + piece)[:100]
+        received += len(piece)
+        if received > 16 << 20:
+            break
+    response.close()
+    assert received > 16 << 20 and start.startswith(b'{"conversations": [{"conversation_id": "endless"')
+    assert get(session, simulator, "/conversations").json()["conversations"]
+
+
+def test_trickle_sends_the_body_one_byte_at_a_time(simulator):
+    simulator.faults.add("trickle", delay=0.1, path="/v2/agents/agent-123")
+    with raw_get(simulator, "/v2/agents/agent-123") as sock:
+        head, rest = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 200 ") and rest == b""
+        started = time.perf_counter()
+        assert sock.recv(10) + sock.recv(10) + sock.recv(10) == b'{"i'
+        assert time.perf_counter() - started >= 0.2
+
+
+def test_trickle_can_send_the_status_line_and_headers_one_byte_at_a_time(simulator):
+    simulator.faults.add(FaultPlan.parse("trickle=0.1:part=headers").rules[0])
+    with raw_get(simulator, "/v2/groups") as sock:
+        started = time.perf_counter()
+        received = b""
+        while len(received) < 5:
+            received += sock.recv(10)
+        assert received == b"HTTP/"
+        assert time.perf_counter() - started >= 0.4
+
+
+def test_a_trickled_create_is_stored_though_its_answer_never_arrives_in_time(simulator, session):
+    simulator.faults.add("trickle", delay=0.5, method="POST", part="headers")
+    with pytest.raises(requests.ReadTimeout):
+        session.post(f"{simulator.url}/conversations", json=create_body(), timeout=(5, 0.3))
+    assert len(simulator.created) == 1
+
+
+def test_stop_ends_trickled_and_endless_answers(session):
+    sim = Simulator(faults="trickle=5:path=/v2/groups,endless:path=/v2/agents").start()
+    slow = raw_get(sim, "/v2/groups")
+    endless = session.get(f"{sim.url}/agents", stream=True, timeout=10)
+    next(endless.iter_content(65536))  # the server is now blocked writing into a full socket
+    time.sleep(0.2)
+    started = time.perf_counter()
+    sim.stop()
+    assert time.perf_counter() - started < 2
+    with slow:
+        assert drain(slow) < 500  # closed after at most a few bytes of the head
+    endless.close()
+
+
 # -- FaultPlan grammar -----------------------------------------------------------------------------------
 
 
@@ -370,6 +500,14 @@ def test_latency_adds_to_the_first_terminal_fault_and_later_rules_do_not_count()
     ("malformed=html:status=502", FaultRule("malformed", variant="html", status=502)),
     ("drop:method=get", FaultRule("drop", method="GET")),
     (" drop_after_store : method=POST : stall=2 ", FaultRule("drop_after_store", method="POST", stall=2)),
+    ("huge=200M", FaultRule("huge", size=200 << 20)),
+    ("huge=4096", FaultRule("huge", size=4096)),
+    ("huge=1000", FaultRule("huge", size=1000)),
+    ("gzip_bomb=400m:times=1", FaultRule("gzip_bomb", size=400 << 20, times=1)),
+    ("gzip_bomb=2G", FaultRule("gzip_bomb", size=2 << 30)),
+    ("endless:path=/v2/agents", FaultRule("endless", path="/v2/agents")),
+    ("trickle=0.3", FaultRule("trickle", delay=0.3, part="body")),
+    ("trickle=0.3:part=headers:method=POST", FaultRule("trickle", delay=0.3, part="headers", method="POST")),
 ])
 def test_parse_builds_rules_and_prints_them_back(spec, expected):
     (rule,) = FaultPlan.parse(spec).rules
@@ -402,6 +540,16 @@ def test_parse_reads_several_rules_and_nothing():
     ("drop:status=500", "status applies only to status and malformed"),
     ("503:path=v2/agents", "fault path must start with '/'"),
     ("latency=-1", "must not be negative"),
+    ("huge", "huge needs a size, e.g. huge=200M"),
+    ("huge=lots", "huge needs a size in bytes such as 4096, 64K, 200M or 1G, got 'lots'"),
+    ("gzip_bomb=2T", "gzip_bomb needs a size in bytes"),
+    ("huge=3", "a huge fault needs a size of at least 15 bytes, got 3"),
+    ("endless=1", "endless takes no '=' value"),
+    ("trickle", "trickle needs seconds per byte"),
+    ("trickle=slow", "trickle must be a number"),
+    ("trickle=0.1:part=footer", "trickle part must be headers or body"),
+    ("drop:part=body", "part applies only to trickle faults"),
+    ("latency=0.1:part=body", "part applies only to trickle faults"),
 ])
 def test_parse_rejects_bad_specs_clearly(spec, message):
     with pytest.raises(ValueError, match="bad fault spec") as error:
