@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import socket
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,8 @@ from fake_time import FakeTime
 from urllib3.exceptions import ProtocolError
 
 from integrations.freshchat.client import FreshchatClient
-from luabridge._errors import ArgumentError, CallError, RemoteError
+from integrations.freshchat.simfaults import FaultPlan
+from luabridge._errors import ArgumentError, CallError, LimitExceeded, RemoteError
 from luabridge._http import OUTCOME_UNKNOWN
 from luabridge._registry import Account, CallContext, Secret
 
@@ -277,3 +279,64 @@ def test_no_token_in_any_message_repr_traceback_or_log_across_the_fault_suite(ca
     assert any(record.name == "luabridge.http" for record in caplog.records)  # retries were logged
     assert any(record.name.startswith("urllib3") for record in caplog.records)  # real sockets were used
     assert [text for text in texts if TOKEN in text or WORK_TOKEN in text] == []
+
+
+LIMIT_FAULTS = [
+    # fault spec, function, what the script sees after "freshchat.<function>: " ({host} is the simulator's)
+    ("huge=200M", "get_agent", "memory",
+     "the answer from {host} is larger than the run's memory allows (more than 1048576 bytes); the run's "
+     "memory limit can be raised"),
+    ("gzip_bomb=400M", "list_agents", "memory",
+     "the answer from {host} is larger than the run's memory allows (more than 1048576 bytes); the run's "
+     "memory limit can be raised"),
+    ("endless", "list_conversations", "memory",
+     "the answer from {host} is larger than the run's memory allows (more than 1048576 bytes); the run's "
+     "memory limit can be raised"),
+    ("trickle=0.3", "get_agent", "timeout", "the run's time limit was reached while waiting for {host}"),
+    ("trickle=0.3:part=headers", "list_groups", "timeout",
+     "the run's time limit was reached while waiting for {host}"),
+    ("trickle=0.3", "create_conversation", "timeout",
+     "the run's time limit was reached while waiting for {host}; " + OUTCOME_UNKNOWN),
+]
+
+
+SIMULATED_ARGS = {**{function: args for function, (args, _, _) in CALLS.items()},  # ids the simulator has
+                  "get_agent": {"id": "agent-123"},
+                  "create_conversation": {"user_id": "user-456", "initial_message": "hello"}}
+
+
+def limited(simulator, spec: str, function: str) -> tuple[LimitExceeded, FreshchatClient, Account]:
+    """Call ``function`` through a client of the simulator under a fault, with a 1 MiB cap and 0.8 s left."""
+    account = Account("freshchat", "default", simulator.url, Secret(simulator.token))
+    client = FreshchatClient(account)
+    simulator.faults = FaultPlan.parse(f"{spec}:times=1")
+    ctx = CallContext(account, deadline=time.monotonic() + 0.8, max_body=1 << 20)
+    with pytest.raises(LimitExceeded) as caught:
+        getattr(client, function)(SIMULATED_ARGS[function], ctx)
+    return caught.value, client, account
+
+
+@pytest.mark.parametrize(("spec", "function", "kind", "message"), LIMIT_FAULTS,
+                         ids=[f"{spec}-{function}" for spec, function, _, _ in LIMIT_FAULTS])
+def test_a_simulated_fault_that_hits_a_run_limit(simulator, spec, function, kind, message):
+    started = time.monotonic()
+    raised, client, account = limited(simulator, spec, function)
+    host = simulator.url.split("/")[2]
+    assert (raised.kind, raised.message) == (kind, f"freshchat.{function}: " + message.format(host=host))
+    assert time.monotonic() - started < 2.5
+    assert simulator.count() == 1  # never retried, a read no more than a write
+    if function == "create_conversation":
+        assert len(simulator.created) == 1  # trickled: stored once, its answer lost
+    # The aborted connection was closed, not pooled: the client's next call is served.
+    ctx = CallContext(account, deadline=time.monotonic() + 5, max_body=1 << 20)
+    assert client.get_agent({"id": "agent-123"}, ctx)["id"] == "agent-123"
+
+
+def test_no_token_when_a_simulated_fault_hits_a_run_limit(simulator, caplog):
+    caplog.set_level(logging.DEBUG)
+    errors = [limited(simulator, spec, function)[0] for spec, function, _, _ in LIMIT_FAULTS]
+    texts = [part for raised in errors for part in (
+        raised.message, str(raised), repr(raised), "".join(traceback.format_exception(raised)))]
+    texts += [logging.Formatter("%(name)s %(message)s").format(record) for record in caplog.records]
+    assert any(record.name.startswith("urllib3") for record in caplog.records)
+    assert [text for text in texts if simulator.token in text] == []
