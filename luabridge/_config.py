@@ -25,16 +25,21 @@ Precedence: per field, the environment overrides the file (a ``P_WORK_TOKEN`` re
 ``[helpdesk.work]`` and keeps its ``url``). Every account named by either source exists; the ``default``
 account always exists, with the scheme's default URL and no token when nothing configures it.
 Aliases are lower-case Lua identifiers that are not Lua keywords, since scripts write them as
-``app.integrations.<name>.<alias>``. Errors are :class:`ConfigError`; no message ever contains a token.
+``app.integrations.<name>.<alias>``. A token holding whitespace or a control character (a stray line break
+from copying it, say) is refused, since it could not travel in an HTTP header. The accounts file is UTF-8
+TOML of at most :data:`MAX_FILE_BYTES`. Errors are :class:`ConfigError`; no message ever contains a token:
+when a scheme refuses a URL, every configured token and the URL's user info, query and fragment are cut
+from its message.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote, quote_plus, unquote
 
 try:
     import tomllib
@@ -46,11 +51,17 @@ from ._registry import Account, AccountScheme, Secret
 
 DEFAULT_ALIAS = "default"
 FILE_KEYS = ("token", "token_env", "url")
+MAX_FILE_BYTES = 1024 * 1024
+# The TOML parser's work grows with the square of a dotted key's length; no accounts file needs long keys.
+MAX_DOTS_PER_LINE = 64
+REDACTED = "[redacted]"
 LUA_KEYWORDS = frozenset(
     "and break do else elseif end false for function goto if in local nil not or repeat return then true "
     "until while".split()
 )
 _ALIAS = re.compile(r"[a-z_][a-z0-9_]*")
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NOT_IN_TOKENS = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _TOML_TYPES = {
     str: "a string", bool: "a boolean", int: "an integer", float: "a float", list: "an array", dict: "a table"
 }
@@ -72,9 +83,10 @@ def load_accounts(
 ) -> dict[str, dict[str, Account]]:
     """Return integration name -> alias -> :class:`Account`, from ``environ`` and the accounts file.
 
-    Raises :class:`ConfigError` when an explicitly named file is missing or unreadable, the file is not
-    valid TOML or does not have the expected shape, a ``token_env`` names an unset variable, an alias is
-    not a valid Lua name, two variables disagree, or a URL is rejected by the integration's scheme.
+    Raises :class:`ConfigError` when an explicitly named file is missing or unreadable, the file is too
+    large, not UTF-8, not valid TOML or does not have the expected shape, a ``token_env`` names an unset
+    variable, an alias is not a valid Lua name, two variables disagree, a token holds whitespace or a
+    control character, or a URL is rejected by the integration's scheme.
     """
     path = _config_file(environ, config_path)
     document = _read_toml(path) if path is not None else {}
@@ -82,15 +94,22 @@ def load_accounts(
     for name in document:
         if name not in known:
             raise ConfigError(f"{path}: unknown integration [{name}]; known: {', '.join(sorted(known))}")
-    accounts: dict[str, dict[str, Account]] = {}
+    every_fields: dict[str, _Fields] = {}
     for integration in integrations:
-        fields: _Fields = {DEFAULT_ALIAS: {}}
+        fields = every_fields[integration.name] = {DEFAULT_ALIAS: {}}
         if integration.name in document:
             _overlay(fields, _file_fields(integration.name, document[integration.name], path, environ))
         _overlay(fields, _env_fields(integration.accounts, environ))
+    # Any token may turn up pasted into any URL, so each URL error is cleaned of all of them.
+    tokens = [
+        values["token"][0] for fields in every_fields.values() for values in fields.values() if "token" in values
+    ]
+    accounts: dict[str, dict[str, Account]] = {}
+    for integration in integrations:
+        fields = every_fields[integration.name]
         ordered = [DEFAULT_ALIAS] + sorted(alias for alias in fields if alias != DEFAULT_ALIAS)
         accounts[integration.name] = {
-            alias: _account(integration, alias, fields[alias]) for alias in ordered
+            alias: _account(integration, alias, fields[alias], tokens) for alias in ordered
         }
     return accounts
 
@@ -133,12 +152,29 @@ def _existing(path: Path, origin: str) -> Path:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as file:
-            return tomllib.load(file)
+            data = file.read(MAX_FILE_BYTES + 1)  # never more: the path may be /dev/zero
     except OSError as exc:
         raise ConfigError(f"cannot read accounts file {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: the accounts file is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: the accounts file is not valid UTF-8 (byte {exc.start}, line {line})") from None
+    for number, line_text in enumerate(text.splitlines(), 1):
+        if line_text.count(".") > MAX_DOTS_PER_LINE:
+            raise ConfigError(
+                f"{path}: line {number} has more than {MAX_DOTS_PER_LINE} dots; accounts files need only short "
+                "keys such as [name.alias]"
+            )
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # The decoder's message names the line and column and never quotes the text.
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
 
 
 def _file_fields(name: str, section: Any, path: Path, environ: Mapping[str, str]) -> _Fields:
@@ -170,6 +206,12 @@ def _file_fields(name: str, section: Any, path: Path, environ: Mapping[str, str]
             account["token"] = (table["token"], f"{where} token")
         elif "token_env" in table:
             variable = table["token_env"]
+            if not _VARIABLE.fullmatch(variable):
+                # Not echoed: what is not a variable name may well be the token itself.
+                raise ConfigError(
+                    f"{where}: 'token_env' must name an environment variable (letters, digits and '_'); "
+                    "to give the token itself, use 'token'"
+                )
             if not environ.get(variable):
                 raise ConfigError(f"{where}: token_env names {variable}, which is not set")
             account["token"] = (environ[variable], variable)
@@ -215,20 +257,61 @@ def _overlay(fields: _Fields, newer: _Fields) -> None:
         fields.setdefault(alias, {}).update(values)
 
 
-def _account(integration: _HasAccounts, alias: str, values: Mapping[str, tuple[str, str]]) -> Account:
+def _account(
+    integration: _HasAccounts, alias: str, values: Mapping[str, tuple[str, str]], tokens: Sequence[str]
+) -> Account:
     scheme = integration.accounts
     url, where = values.get("url", (scheme.default_url, f"the default URL of {integration.name}"))
     try:
         normalized = scheme.normalize_url(url)
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+        # Not chained: the scheme's own message is the one that may quote a secret.
+        message = _redact(str(exc), [*tokens, *_url_credentials(url)])
+        raise ConfigError(f"{where}: {message}") from None
     token = values.get("token")
+    if token and _NOT_IN_TOKENS.search(token[0]):
+        raise ConfigError(
+            f"{token[1]}: the token of account '{alias}' contains a control character or whitespace; "
+            "copy it again without spaces or line breaks"
+        )
     return Account(
         integration=integration.name,
         alias=alias,
         url=normalized,
         token=Secret(token[0]) if token else None,
     )
+
+
+def _url_credentials(url: str) -> list[str]:
+    """The parts of ``url`` that may hold credentials: its user info, query and fragment, whole and split
+    into their fields (a password, a parameter's value)."""
+    rest = url.split("://", 1)[-1]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo = authority.rpartition("@")[0]
+    before_fragment, _, fragment = rest.partition("#")
+    query = before_fragment.partition("?")[2]
+    return [
+        whole_or_part
+        for whole in (userinfo, query, fragment)
+        for whole_or_part in (whole, *re.split(r"[:&;=]", whole))
+    ]
+
+
+def _redact(message: str, secrets: Iterable[str]) -> str:
+    """``message`` with every secret replaced, in any case, as typed, quoted by ``repr``, or percent-encoded
+    or decoded."""
+    spellings = {
+        spelling
+        for secret in secrets if secret
+        for spelling in (
+            secret, repr(secret)[1:-1], quote(secret, safe=""), quote(secret), quote_plus(secret), unquote(secret)
+        )
+    }
+    if not spellings:
+        return message
+    # Longest first, so that a secret holding another is cut whole.
+    pattern = "|".join(re.escape(spelling) for spelling in sorted(spellings, key=len, reverse=True))
+    return re.sub(pattern, REDACTED, message, flags=re.IGNORECASE)
 
 
 def _check_alias(alias: str, where: str) -> None:

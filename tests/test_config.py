@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -217,3 +218,72 @@ def test_a_bad_default_url_is_reported_as_the_schemes(home):
     with pytest.raises(ConfigError) as caught:
         load_accounts([broken], environ={"HOME": str(home)})
     assert str(caught.value) == "the default URL of broken: must start with https://"
+
+
+def test_a_file_that_is_not_utf8_names_the_byte(home):
+    path = home / "accounts.toml"
+    path.write_bytes(b'[demo.work]\ntoken = "caf\xe9"\n')
+    expect_error(home, f"{path}: the accounts file is not valid UTF-8 (byte 24, line 2)", config_path=path)
+
+
+def test_an_endless_or_huge_file_is_refused_after_reading_at_most_the_cap(home):
+    expect_error(home, "/dev/zero: the accounts file is larger than 1 MiB", config_path="/dev/zero")
+    path = accounts_file(home, "# " + "x" * (1024 * 1024) + "\n")
+    expect_error(home, f"{path}: the accounts file is larger than 1 MiB", config_path=path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # Either would take the TOML parser minutes and gigabytes, or end in a RecursionError.
+    ("a" + ".a" * 100_000 + " = 1\n",
+     ": line 1 has more than 64 dots; accounts files need only short keys such as [name.alias]"),
+    ("a = " + "[" * 100_000 + "\n", ": invalid TOML: arrays or tables nested too deeply"),
+    ("a = " + "{b = " * 100_000 + "\n", ": invalid TOML: arrays or tables nested too deeply"),
+])
+def test_pathological_toml_is_refused_quickly(home, text, message):
+    path = accounts_file(home, text)
+    expect_error(home, f"{path}{message}", config_path=path)
+
+
+BAD_TOKEN = "the token of account 'work' contains a control character or whitespace; copy it again without " \
+            "spaces or line breaks"
+TOKEN_FLAWS = ["\n", "\r\n", "\t", " ", "\x00", "\x1b", "\x7f", "\x85", "\u00a0", "\u2028"]
+
+
+@pytest.mark.parametrize("flaw", TOKEN_FLAWS)
+def test_a_token_with_whitespace_or_a_control_character_is_refused(home, flaw):
+    token = f"t-sec{flaw}ret"
+    expect_error(home, f"DEMO_WORK_TOKEN: {BAD_TOKEN}", {"DEMO_WORK_TOKEN": token})
+    expect_error(home, f"DEMO_WORK_TOKEN: {BAD_TOKEN}", {"DEMO_WORK_TOKEN": f"t-secret{flaw}"})
+    expect_error(home, f"MY_TOKEN: {BAD_TOKEN}", {"MY_TOKEN": token},
+                 config_path=accounts_file(home, '[demo.work]\ntoken_env = "MY_TOKEN"\n'))
+    path = accounts_file(home, f"[demo.work]\ntoken = {json.dumps(token)}\n")  # JSON escapes are TOML's too
+    expect_error(home, f"{path} [demo.work] token: {BAD_TOKEN}", config_path=path)
+
+
+@pytest.mark.parametrize("name", ["eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "my token", "2FA"])
+def test_a_token_env_that_is_no_variable_name_is_not_echoed(home, name):
+    path = accounts_file(home, f'[demo.work]\ntoken_env = "{name}"\n')
+    expect_error(home, f"{path} [demo.work]: 'token_env' must name an environment variable (letters, digits "
+                       "and '_'); to give the token itself, use 'token'", config_path=path)
+
+
+def echo(text: str) -> str:
+    raise ConfigError(f"cannot use {text!r} ({text.lower()})")
+
+
+ECHO = SimpleNamespace(name="echo", accounts=AccountScheme(env_prefix="ECHO", default_url="", normalize_url=echo))
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://x.test/v2?token=tok%2Bone%2F2", "https://x.test/v2?[redacted]"),
+    ("https://x.test/v2?access_token=tok+one/2", "https://x.test/v2?[redacted]"),
+    ("https://Tok+One/2@x.test", "https://[redacted]@x.test"),
+    ("https://agent:pass-word@x.test/v2", "https://[redacted]@x.test/v2"),
+    ("https://x.test/TOK-TWO/v2#frag", "https://x.test/[redacted]/v2#[redacted]"),
+])
+def test_a_url_error_hides_every_token_and_the_urls_credentials(home, url, shown):
+    environ = {"HOME": str(home), "DEMO_TOKEN": "tok+one/2", "ECHO_TOKEN": "tok-two", "ECHO_URL": url}
+    with pytest.raises(ConfigError) as caught:
+        load_accounts([DEMO, ECHO], environ=environ)
+    assert str(caught.value) == f"ECHO_URL: cannot use '{shown}' ({shown.lower()})"
+    assert caught.value.__cause__ is None
