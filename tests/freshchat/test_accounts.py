@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from integrations.freshchat.accounts import SCHEME, normalize_url
@@ -35,6 +37,7 @@ def test_accepted_urls(text, url):
     assert normalize_url(text) == url
 
 
+BRACKETS = "the URL's host is malformed: brackets must hold an IPv6 address, such as [::1]"
 HOST_RULE = ("the URL's host is not a valid host name (letters, digits and '-', in dot-separated labels of "
              "at most 63 characters)")
 REFUSED = [
@@ -59,6 +62,12 @@ REFUSED = [
     ("https://acme_team.freshchat.com", HOST_RULE),
     ("https://" + "a" * 64 + ".freshchat.com", HOST_RULE),
     ("acme freshchat.com", HOST_RULE),
+    ("https://acme.fresh\nchat.com", "the URL contains a control character (a line break or tab inside it?)"),
+    ("https://acme.freshchat.com/v2\t/agents",
+     "the URL contains a control character (a line break or tab inside it?)"),
+    ("https://[::1", BRACKETS),
+    ("https://[127.0.0.1]/v2", BRACKETS),
+    ("https://[v1.acme]/v2", BRACKETS),
 ]
 
 
@@ -69,16 +78,52 @@ def test_refused_urls(text, message):
     assert str(caught.value) == message
 
 
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudC0xMjMifQ.c2lnbmF0dXJl"
+IN_URL = "the URL contains a token (a JWT); put the token in the account's token setting"
+
+
 @pytest.mark.parametrize(("text", "message"), [
-    ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZ2VudC0xMjMifQ.c2lnbmF0dXJl",
-     "this is a token (a JWT), not a URL; were the URL and token settings swapped?"),
-    # A real token's claims are far longer than the 63 characters a host name label may have.
-    ("https://eyJhbGciOiJIUzI1NiJ9." + "eyJzY29wZSI6ImFnZW50czpyZWFk" * 3 + ".x", HOST_RULE),
+    (JWT, "this is a token (a JWT), not a URL; were the URL and token settings swapped?"),
+    ("https://" + JWT, IN_URL),
+    ("https://acme.freshchat.com/v2/" + JWT, IN_URL),
+    ("https://acme.freshchat.com/v2?token=" + JWT, IN_URL),
+    ("https://" + JWT + "@acme.freshchat.com", IN_URL),
+    (JWT + "://acme", IN_URL),
 ])
 def test_a_token_pasted_as_url_is_refused_without_being_echoed(text, message):
     with pytest.raises(ConfigError) as caught:
         normalize_url(text)
     assert str(caught.value) == message
+
+
+TOKEN = "Sup3rS3cretT0ken"  # a valid host name label, so a URL can hold it as its host
+ODD_TOKEN = "s3cr3t+t0k/en=="  # changed by percent-encoding
+
+
+@pytest.mark.parametrize("url", [
+    f"https://acme.freshchat.com/v2?token={TOKEN}",
+    f"https://acme.freshchat.com/v2?token={quote(ODD_TOKEN, safe='')}",
+    f"https://{TOKEN}@acme.freshchat.com/v2",
+    f"https://agent:{TOKEN}@acme.freshchat.com",
+    f"https://acme.freshchat.com/v2/{TOKEN}",
+    f"https://acme.freshchat.com/v2/{ODD_TOKEN}",
+    f"https://acme.freshchat.com/v2/{quote(ODD_TOKEN, safe='')}",
+    f"https://acme.freshchat.com/{TOKEN.lower()}",
+    f"http://{TOKEN}.example.com",  # quoted, lower-cased, by the plain http:// message
+    f"{TOKEN}://acme.freshchat.com",  # quoted, lower-cased, as the scheme
+    f"https://acme.freshchat.com/v2#{TOKEN}",
+])
+def test_no_config_error_shows_a_token_pasted_into_a_url(tmp_path, url):
+    environ = {"HOME": str(tmp_path), "FRESHCHAT_TOKEN": TOKEN, "FRESHCHAT_WORK_TOKEN": ODD_TOKEN,
+               "FRESHCHAT_WORK_URL": url}
+    with pytest.raises(ConfigError) as caught:
+        load_accounts([type("Freshchat", (), {"name": "freshchat", "accounts": SCHEME})], environ=environ)
+    message = str(caught.value).lower()
+    assert message.startswith("freshchat_work_url: ")
+    for token in (TOKEN, ODD_TOKEN):
+        for spelling in (token, quote(token, safe=""), quote(token)):
+            assert spelling.lower() not in message
+    assert caught.value.__cause__ is None  # nor in a chained exception
 
 
 def test_the_scheme_reads_freshchat_variables_and_the_access_token_alias(tmp_path):
