@@ -13,6 +13,11 @@ Pages are plain markdown strings, named with dots:
 
 When names collide, a function wins over an integration's guide, and that over an account; generated pages
 win over guides from ``docs/``.
+
+Every method takes any text (NUL, lone surrogates, megabytes of it) and answers data or a
+:class:`LookupFailure` quickly: an unknown name longer than :data:`MAX_MATCHED_NAME` gets no suggestions,
+and a search reads only the first :data:`MAX_QUERY_WORDS` words of a query's first :data:`MAX_QUERY_CHARS`
+characters.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ from ._errors import LookupFailure
 from ._registry import Function, Integration
 from ._validation import example_arguments, lua_literal, sample_value
 
+MAX_MATCHED_NAME = 200  # fuzzy matching costs the product of the lengths: no page name is nearly this long
+MAX_QUERY_CHARS = 1000
+MAX_QUERY_WORDS = 20
 _LIST_ALL_UP_TO = 10  # an unknown-page message lists every page up to this many, else the closest ones
+_SHOWN = 80  # the characters of an unknown name a message quotes
 _SNIPPET = 160
 _WORD = re.compile(r"\w+")
 
@@ -110,9 +119,12 @@ class DocSet:
         """Return up to ``limit`` pages matching ``query``, best first, as ``{"page", "title", "snippet"}``.
 
         Matching is case-insensitive and by substring. Pages matching more of the query's words rank
-        first; then a word counts most in the page name, less in the title, least in the text.
+        first; then a word counts most in the page name, less in the title, least in the text. Only the
+        first :data:`MAX_QUERY_WORDS` distinct words within the first :data:`MAX_QUERY_CHARS` characters
+        count; the rest of a longer query is ignored.
         """
-        words = list(dict.fromkeys(word.lower() for word in _WORD.findall(query)))
+        found = (word.lower() for word in _WORD.findall(query[:MAX_QUERY_CHARS]))
+        words = list(dict.fromkeys(found))[:MAX_QUERY_WORDS]
         ranked = []
         for name in self._pages:
             text = self.read(name)
@@ -193,8 +205,9 @@ class DocSet:
 
     def _unknown(self, page: str) -> str:
         names = sorted(self._pages)
-        close = _closest(_strip_app(page.strip().lower()), names)
-        message = f"Unknown doc page '{page}'."
+        wanted = _strip_app(page.strip().lower())
+        close = _closest(wanted, names) if len(wanted) <= MAX_MATCHED_NAME else []
+        message = f"Unknown doc page {_quoted(page)}."
         if close:
             message += f" Did you mean: {', '.join(close)}?"
         if len(names) <= _LIST_ALL_UP_TO:
@@ -270,6 +283,12 @@ class DocSet:
         ]
         lines += [f"- `{fn.name}` ({fn.operation}): {fn.summary}" for fn in integration.functions]
         return "\n".join(lines) + "\n"
+
+
+def _quoted(name: str) -> str:
+    """``name`` in quotes, fit for a message: unprintable characters escaped, cut after :data:`_SHOWN`."""
+    escaped = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in name[:_SHOWN])
+    return f"'{escaped}'" if len(name) <= _SHOWN else f"'{escaped}...' ({len(name)} characters)"
 
 
 def _strip_app(name: str) -> str:

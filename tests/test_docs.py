@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from luabridge._docs import DocSet
+from luabridge._docs import MAX_QUERY_CHARS, MAX_QUERY_WORDS, DocSet
 from luabridge._errors import LookupFailure
 from luabridge._registry import AccountScheme, Function, Integration
 
@@ -256,3 +258,49 @@ def test_index_lists_every_page_with_its_description(docs):
     assert "(app.integrations.shop.list_items)" in index
     for page in docs.list():
         assert f"\n{page} " in index
+
+
+HOSTILE = [
+    "x" * 900_000,
+    "integrations.shop." + "get_item" * 100_000,
+    "app." * 200_000,
+    "integrations." * 70_000,
+    " ".join(f"w{i}" for i in range(300_000)),
+    "item " * 300_000,
+    "\x00", "\udcff", "\ud800integrations", "\ufffe\uffff", "integrations.shop.\x1b[2J", "\u202eerrors", "",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=lambda text: f"{ascii(text[:12])}...{len(text)}")
+def test_any_text_is_answered_quickly_with_data_or_a_lookup_failure(docs, text):
+    for method, expected in ((docs.read, str), (docs.list, list), (docs.search, list)):
+        started = time.monotonic()
+        try:
+            answer = method(text)
+        except LookupFailure as exc:
+            answer = exc.message
+            assert method == docs.read and answer.startswith("Unknown doc page '")
+        assert isinstance(answer, expected)
+        assert time.monotonic() - started < 1, method.__name__
+
+
+def test_a_long_unknown_name_is_quoted_short_and_gets_no_suggestions(docs):
+    with pytest.raises(LookupFailure) as caught:
+        docs.read("integrations.shop.get_itme" + " " * 10 + "x" * 900_000)
+    assert caught.value.message == (
+        "Unknown doc page 'integrations.shop.get_itme          " + "x" * 44 + "...' (900036 characters). "
+        "Start with: errors, integrations, integrations.shop, overview. lua_list_docs() lists all 11 pages."
+    )
+
+
+def test_an_unknown_name_is_quoted_with_its_unprintable_characters_escaped(docs):
+    with pytest.raises(LookupFailure) as caught:
+        docs.read("over\x1b]0;pwned\x07view\x00\udcff")
+    assert caught.value.message.startswith(r"Unknown doc page 'over\x1b]0;pwned\x07view\x00\udcff'.")
+
+
+def test_search_reads_only_the_first_words_of_a_query(docs):
+    assert docs.search("price")
+    assert docs.search(" ".join(["zzz"] * (MAX_QUERY_WORDS + 5) + ["price"]))  # repeated words count once
+    assert docs.search(" ".join(f"z{i}" for i in range(MAX_QUERY_WORDS)) + " price") == []
+    assert docs.search(" " * MAX_QUERY_CHARS + "price") == []
