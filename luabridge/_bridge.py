@@ -16,16 +16,16 @@ from ._errors import UsageError
 from ._limits import DEFAULT_CEILINGS, DEFAULT_LIMITS, Limits
 from ._permissions import Permissions
 from ._pool import WorkerPool
+from ._protocol import Init
 from ._registry import Account, Integration, builtin_integration_modules, load_integration
 from ._result import RunError, RunResult
 from ._sandbox import run_script
 
 
-def execute_run(
-    catalog: Catalog, code: str, *, limits: Limits, permissions: Permissions, events: RunEvents, started: float
-) -> RunResult:
-    """Run ``code`` in this process and collect its result (used in-process and inside workers)."""
+def execute_run(catalog: Catalog, code: str, *, limits: Limits, permissions: Permissions, started: float) -> RunResult:
+    """Run ``code`` in this process and collect its result."""
     deadline = started + limits.timeout
+    events = RunEvents(permissions)
     host = RunHost(catalog, limits=limits, permissions=permissions, events=events, deadline=deadline)
     outcome = run_script(code, host=host, limits=limits, deadline=deadline)
     return RunResult(
@@ -127,13 +127,8 @@ class Bridge:
             run_limits.check_within(self.ceilings)
         run_permissions = permissions or self.permissions
         if not (self.isolation if in_process is None else not in_process):
-            events = RunEvents(run_permissions)
-            return execute_run(
-                self.catalog, code, limits=run_limits, permissions=run_permissions, events=events, started=started
-            )
-        return self._workers().run(
-            code, limits=run_limits.to_dict(), permissions=run_permissions, started=started
-        )
+            return execute_run(self.catalog, code, limits=run_limits, permissions=run_permissions, started=started)
+        return self._workers().run(code, limits=run_limits, permissions=run_permissions, started=started)
 
     def prestart(self, workers: int = 1) -> None:
         """Start ``workers`` worker processes now, so that the next runs do not wait for one to start."""
@@ -142,10 +137,12 @@ class Bridge:
     def _workers(self) -> WorkerPool:
         with self._pool_lock:  # concurrent first runs must share one pool
             if self._pool is None:
-                self._pool = WorkerPool(self._worker_init(), max_workers=self._max_workers)
+                self._pool = WorkerPool(self.catalog, self._worker_init(), max_workers=self._max_workers)
             return self._pool
 
-    def _worker_init(self) -> dict[str, Any]:
+    def _worker_init(self) -> Init:
+        """What a worker is told: where to import from, which integrations, and the account aliases.
+        Never a token: the worker asks this process to perform every call."""
         modules = []
         for integration in self._integrations:
             if integration.module is None:
@@ -154,14 +151,8 @@ class Bridge:
                     "load integrations by module name (pass its module name, or run in-process)"
                 )
             modules.append(integration.module)
-        accounts = {
-            name: {
-                alias: {"url": account.url, "token": account.token.reveal() if account.token else None}
-                for alias, account in aliases.items()
-            }
-            for name, aliases in self.catalog.accounts.items()
-        }
-        return {"op": "init", "sys_path": list(sys.path), "integrations": modules, "accounts": accounts}
+        aliases = {name: sorted(accounts) for name, accounts in self.catalog.accounts.items()}
+        return Init(sys_path=list(sys.path), integrations=modules, aliases=aliases)
 
     def close(self) -> None:
         """Stop the worker processes and close the integrations' HTTP sessions."""

@@ -1,8 +1,9 @@
 """The host side of one run: integration calls, name resolution, docs and captured output.
 
-:class:`RunHost` answers the kernel. It validates a call's arguments, applies the permission policy,
-checks the account and the call limit, calls the integration and keeps the call log, reporting each
-step to :class:`RunEvents`, so a worker can stream them and a killed run still has its log.
+:class:`ScriptHost` answers what needs no secrets (names and docs); a worker process answers those itself.
+:class:`RunHost` adds integration calls, and lives only in the trusted host process: it validates a call's
+arguments, applies the permission policy, checks the account and the call limit, calls the integration
+with the account's token and keeps the call log in :class:`RunEvents`, so a killed worker loses none of it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import logging
 import time
 from typing import Any
 
+from . import _json
 from ._catalog import Catalog, Target
 from ._config import env_variable
-from ._errors import AccountError, ArgumentError, CallError, LookupFailure, PermissionDenied
+from ._errors import AccountError, ArgumentError, CallError, LimitExceeded, LookupFailure, PermissionDenied
+from ._http import redact
 from ._limits import Limits
 from ._namespace import resolve
 from ._permissions import PermissionRequest, Permissions
@@ -45,27 +48,57 @@ class RunEvents:
         return bool(self.permissions.ask(request))
 
 
-class RunHost:
-    """Answers one run's kernel (see :class:`luabridge._sandbox.Host`)."""
+class ScriptHost:
+    """Answers a run's questions that need no secrets: names and docs (see :class:`luabridge._sandbox.Host`)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def resolve(self, path: str, key: str) -> tuple:
+        return resolve(self.catalog, path, key)
+
+    def read_doc(self, page: str | None = None) -> tuple:
+        if page is None:
+            return ("ok", self.catalog.docs.index())
+        try:
+            return ("ok", self.catalog.docs.read(page))
+        except LookupFailure as exc:
+            return ("error", exc.kind, f"lua_read_doc: {exc.message}")
+
+    def list_docs(self, prefix: str | None = None) -> tuple:
+        return ("ok", self.catalog.docs.list(prefix))
+
+    def search_docs(self, query: str | None = None) -> tuple:
+        if not query:
+            return ("error", "runtime", "lua_search_docs: expected a query string, like lua_search_docs(\"agents\")")
+        return ("ok", self.catalog.docs.search(query))
+
+
+class RunHost(ScriptHost):
+    """Answers one run's kernel in the host process, integration calls included."""
 
     def __init__(
         self, catalog: Catalog, *, limits: Limits, permissions: Permissions, events: RunEvents, deadline: float
     ) -> None:
-        self.catalog = catalog
+        super().__init__(catalog)
         self.limits = limits
         self.permissions = permissions
         self.events = events
         self.deadline = deadline
         self.calls_made = 0
 
-    def resolve(self, path: str, key: Any) -> tuple:
-        return resolve(self.catalog, path, key)
-
     def output(self, text: str) -> None:
         self.events.printed(text)
 
-    def call(self, target_id: int, nargs: int, args: Any, colon: bool, encode_error: str | None) -> tuple:
-        """One integration call; ``args`` is the decoded first Lua argument (``None`` for nil or none)."""
+    def call(
+        self, target_id: int, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float
+    ) -> tuple:
+        """One integration call; ``args`` is the first Lua argument as a dict (a flat table), JSON text, or
+        ``None``; ``room`` is the bytes of Lua memory the run has left for the answer.
+
+        The answer is handed back as JSON bytes, and only when its cost fits in ``room``: the call log
+        says the call failed when the script did not get its answer.
+        """
         target = self.catalog.target(target_id)
         if self.calls_made >= self.limits.calls:
             return ("trip", "calls", f"integration call limit of {self.limits.calls} exceeded")
@@ -73,12 +106,24 @@ class RunHost:
         record = CallRecord(function=target.qualified_name, account=target.alias)
         self.events.call_started(record)
         started = time.perf_counter()
-        ctx = CallContext(account=target.account, deadline=self.deadline)
+        ctx = CallContext(account=target.account, deadline=self.deadline, max_body=self.limits.memory)
         try:
-            value = self._perform(target, ctx, nargs, args, colon, encode_error)
+            if isinstance(args, str):
+                args = _json.loads(args)
+            data = _json.dumps(self._perform(target, ctx, nargs, args, colon, encode_error))
+            cost = _json.lua_cost(data)
+            if cost > room:
+                raise LimitExceeded(
+                    f"{target.qualified_name}: the answer ({len(data)} bytes of JSON) would take about {cost} "
+                    f"bytes of Lua memory, more than the {max(0, int(room))} bytes left under the memory "
+                    f"limit of {self.limits.memory} bytes", kind="memory",
+                )
         except CallError as exc:
-            record.ok, record.error = False, exc.message
-            return ("error", exc.kind, exc.message)
+            message = _json.repair_text(redact(exc.message, _token(target)))
+            # Cut short by the deadline: whether it took effect is not known.
+            record.ok = None if isinstance(exc, LimitExceeded) and exc.kind == "timeout" else False
+            record.error = message
+            return ("trip" if isinstance(exc, LimitExceeded) else "error", exc.kind, message)
         except Exception:
             logger.exception("internal error in %s", target.qualified_name)
             record.ok = False
@@ -86,7 +131,7 @@ class RunHost:
             return ("error", "runtime", record.error)
         else:
             record.ok = True
-            return ("ok", value)
+            return ("ok", data)
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
             record.http_status = ctx.http_status
@@ -117,21 +162,9 @@ class RunHost:
         client = self.catalog.client(target.integration, target.alias)
         return target.function.handler(client, args, ctx)
 
-    def read_doc(self, page: Any = None) -> tuple:
-        if page is None:
-            return ("ok", self.catalog.docs.index())
-        try:
-            return ("ok", self.catalog.docs.read(page))
-        except LookupFailure as exc:
-            return ("error", exc.kind, f"lua_read_doc: {exc.message}")
 
-    def list_docs(self, prefix: Any = None) -> tuple:
-        return ("ok", self.catalog.docs.list(prefix))
-
-    def search_docs(self, query: Any = None) -> tuple:
-        if not query:
-            return ("error", "runtime", "lua_search_docs: expected a query string, like lua_search_docs(\"agents\")")
-        return ("ok", self.catalog.docs.search(query))
+def _token(target: Target) -> str | None:
+    return target.account.token.reveal() if target.account.token is not None else None
 
 
 def _not_configured(target: Target) -> str:

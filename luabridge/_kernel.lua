@@ -4,11 +4,21 @@
 -- also checks the wall clock, sticky once tripped and re-raised by every wrapper that could catch it),
 -- and turns values into JSON text on the way out. Everything it needs from the real globals is captured
 -- in locals first: the script may change its own `string` or `table` copies without touching the kernel.
--- The host hands in `H`, a table of Python callbacks that never raise and return only plain data.
+-- The host hands in `H`: plain numbers, and the few Python callables the kernel needs.
+--
+-- No Python object ever reaches the script, by construction rather than by care at each call site:
+-- * every Python callable is called here, through `real_pcall`, and only its checked reply (strings,
+--   numbers, booleans, nil and tables the host converter built from JSON) goes on; whatever lupa or the
+--   host raises, an exception object included, is dropped and replaced by a plain string;
+-- * every catcher the script has (pcall, xpcall and its handler, coroutine resume, wrap and close) turns
+--   an error value of type userdata into a plain string;
+-- * the metatable that lupa shares between all wrapped Python objects is neutered below: indexing,
+--   calling or printing one fails with a plain message, so an object that slipped through is inert.
 
 local H = ...
 
 local debug_sethook, debug_getinfo, raw_getmetatable = debug.sethook, debug.getinfo, debug.getmetatable
+local gc_count = collectgarbage
 local real_pcall, real_xpcall, real_error, real_load = pcall, xpcall, error, load
 local real_setmetatable, real_getmetatable = setmetatable, getmetatable
 local rawget, rawset, rawequal, rawlen, next, type, select = rawget, rawset, rawequal, rawlen, next, type, select
@@ -23,10 +33,24 @@ local math_type, math_huge = math.type, math.huge
 
 -- `host(operation, ...)` is the one door to the host for everything that returns data (each Python object
 -- handed to Lua costs start-up time, so there are few).
-local now, emit, memory_on, host = H.now, H.emit, H.memory_on, H.host
+local NOW, EMIT, MEMORY_ON, HOST = H.now, H.emit, H.memory_on, H.host
 local DEADLINE, TIMEOUT, MAX_RESULT = H.deadline, H.timeout, H.result
 local MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = H.instructions, H.memory, H.output
 local MEMERR = "not enough memory"
+local HOST_ERROR = "internal error in the host (a bug in the host, logged there)"
+local MAX_MESSAGE = 8192        -- bytes of an error message the host is handed; the rest is cut
+local SOFT_MEMORY = math.huge   -- Lua's own count (KiB) past which the run trips; set by `run`
+
+-- Neuter the metatable lupa shares between every wrapped Python object (its own entries were captured
+-- first: `py_call` is how the kernel, and only the kernel, still calls the host).
+local PY_MT = raw_getmetatable(HOST)
+local py_call = rawget(PY_MT, "__call")
+local function inert() real_error("host objects cannot be used from scripts", 2) end
+rawset(PY_MT, "__call", inert)
+rawset(PY_MT, "__index", inert)
+rawset(PY_MT, "__newindex", inert)
+rawset(PY_MT, "__tostring", function() return "host object" end)
+rawset(PY_MT, "__metatable", false)
 
 -- Limits ------------------------------------------------------------------------------------------------
 
@@ -41,6 +65,17 @@ local function trip(kind, message)
   real_error(tripped.message, 0)
 end
 
+-- The wall clock; a clock that cannot be read counts as past the deadline.
+local function now()
+  local ok, t = real_pcall(py_call, NOW)
+  if ok and type(t) == "number" then return t end
+  return math_huge
+end
+
+local function trip_memory()
+  trip("memory", s_format("memory limit of %d bytes exceeded", MAX_MEMORY))
+end
+
 local function charge(cost)
   if tripped then real_error(tripped.message, 0) end
   counted = counted + cost
@@ -50,21 +85,29 @@ local function charge(cost)
   if now() > DEADLINE then
     trip("timeout", s_format("time limit of %g s exceeded", TIMEOUT))
   end
-end
-
-local function trip_memory()
-  trip("memory", s_format("memory limit of %d bytes exceeded", MAX_MEMORY))
+  -- The allocator's own limit sits a little above this one, so a script that grows past its limit is
+  -- stopped here, uncatchably, rather than by an allocation failure a handler might swallow.
+  if gc_count("count") > SOFT_MEMORY then trip_memory() end
 end
 
 local function hook()
   charge(STEP)
 end
 
+-- An error value as a script may see it: a Python object (which only a host failure could produce) is
+-- replaced by a plain string.
+local function clean(e)
+  if type(e) == "userdata" then return HOST_ERROR end
+  return e
+end
+
 -- After anything that can catch an error: a tripped limit or a memory error keeps propagating.
 local function after_catch(ok, ...)
   if tripped then real_error(tripped.message, 0) end
-  if not ok and (...) == MEMERR then trip_memory() end
-  return ok, ...
+  if ok then return ok, ... end
+  local e = ...
+  if e == MEMERR or gc_count("count") > SOFT_MEMORY then trip_memory() end
+  return false, clean(e)
 end
 
 -- Error kinds of the messages the bridge raised, so the host can report a script's uncaught error
@@ -116,6 +159,17 @@ local function valid_utf8(s)
   return t_concat(parts)
 end
 
+-- The longest prefix of valid UTF-8 `s` of at most `size` bytes that does not cut a character in two.
+local function utf8_prefix(s, size)
+  if size >= #s then return s end
+  while size > 0 do
+    local b = s_byte(s, size + 1)
+    if b < 0x80 or b >= 0xC0 then break end   -- the next byte starts a character: cut before it
+    size = size - 1
+  end
+  return s_sub(s, 1, size)
+end
+
 local ESCAPES = {['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n',
                  ['\r'] = '\\r', ['\t'] = '\\t'}
 local function escape_char(c)
@@ -147,7 +201,10 @@ local function encode_table(t, out, depth, seen, loose, tag)
     if loose then out[#out + 1] = "<cycle>"; return end
     return "table contains a cycle (a table that contains itself)"
   end
-  if depth > MAX_DEPTH then return "table is nested more than " .. MAX_DEPTH .. " levels deep" end
+  if depth > MAX_DEPTH then
+    if loose then out[#out + 1] = "<nested too deep>"; return end
+    return "table is nested more than " .. MAX_DEPTH .. " levels deep"
+  end
   seen[t] = true
   local n, count, sequence = rawlen(t), 0, true
   for k in next, t do
@@ -216,33 +273,55 @@ end
 
 -- Host calls ----------------------------------------------------------------------------------------------
 
+-- Bytes left before the memory limit: what a value the host converts may take.
+local function room()
+  return (SOFT_MEMORY - gc_count("count")) * 1024
+end
+
+local REPLY_STATUS = {ok = true, error = true, trip = true, namespace = true, ["function"] = true}
+local REPLY_VALUE = {string = true, number = true, boolean = true, table = true, ["nil"] = true}
+local FAILED = {n = 3, "error", "runtime", HOST_ERROR}
+
 -- Python conversions run with the memory limit lifted (a limit hit while lupa converts aborts or hangs
 -- the process): each host callback lifts it as it starts, and it comes back here, right after the reply is
--- converted; the next allocation over it fails as usual.
+-- converted. Whatever the call raised is dropped; a reply of any other shape is a host failure too.
 local function with_host(...)
-  local r = t_pack(host(...))
-  memory_on()
-  return r
+  local r = t_pack(real_pcall(py_call, HOST, ...))
+  if not real_pcall(py_call, MEMORY_ON) then
+    trip("memory", "internal error: the memory limit could not be restored")
+  end
+  if not r[1] or not REPLY_STATUS[r[2]] then return FAILED end
+  for i = 3, r.n do
+    if not REPLY_VALUE[type(r[i])] then return FAILED end
+  end
+  return {n = r.n - 1, t_unpack(r, 2, r.n)}
 end
 
-local function at(root, path, depth)
-  for i = 1, depth do root = root[path[i]] end
-  return root
-end
-
--- Beside a value that has any, the host sends the paths of its empty arrays and of the nulls in its arrays.
-local function finish_value(value, fixes)
-  if fixes then
-    for _, path in ipairs(fixes.arrays) do ARRAYS[at(value, path, #path)] = true end
-    for _, path in ipairs(fixes.nulls) do at(value, path, #path - 1)[path[#path]] = NULL end
+-- Fix-up paths travel flat: `n, key1, ..., keyn, n, ...` (see _values.py).
+local function finish_value(value, empties, nulls)
+  if empties then
+    local i = 1
+    while empties[i] do
+      local depth, t = empties[i], value
+      for j = i + 1, i + depth do t = t[empties[j]] end
+      ARRAYS[t] = true
+      i = i + depth + 1
+    end
+    i = 1
+    while nulls[i] do
+      local depth, t = nulls[i], value
+      for j = i + 1, i + depth - 1 do t = t[nulls[j]] end
+      t[nulls[i + depth]] = NULL
+      i = i + depth + 1
+    end
   end
   return value
 end
 
--- One result from the host: {"ok", value[, {arrays=, nulls=}]} | {"error", kind, message} | {"trip", kind, message}
+-- One result from the host: {"ok", value[, empties, nulls]} | {"error", kind, message} | {"trip", kind, message}
 local function deliver(r)
   local status = r[1]
-  if status == "ok" then return finish_value(r[2], r[3]) end
+  if status == "ok" then return finish_value(r[2], r[3], r[4]) end
   if status == "trip" then trip(r[2], r[3]) end
   raise_at_caller(r[2], r[3])
 end
@@ -266,17 +345,19 @@ end
 
 local function call_function(id, ...)
   if tripped then real_error(tripped.message, 0) end
+  -- The host checks that the answer fits in what is left of the memory limit before it is converted.
+  local used = room()
   local nargs = select("#", ...)
   local first = ...
   if nargs > 0 and NAMESPACES[first] ~= nil then
-    return deliver(with_host("call", id, nargs, nil, true, nil))
+    return deliver(with_host("call", id, nargs, nil, true, nil, used))
   end
   if nargs == 1 and type(first) == "table" and is_flat(first) then
-    return deliver(with_host("call", id, 1, first, false, nil))
+    return deliver(with_host("call", id, 1, first, false, nil, used))
   end
   local args, err = nil, nil
   if nargs > 0 then args, err = to_json(first, false, true) end
-  return deliver(with_host("call", id, nargs, args, false, err))
+  return deliver(with_host("call", id, nargs, args, false, err, used))
 end
 
 local function namespace(path)
@@ -284,7 +365,11 @@ local function namespace(path)
   NAMESPACES[ns] = path
   return real_setmetatable(ns, {
     __index = function(t, key)
-      local r = with_host("resolve", path, key)
+      if type(key) ~= "string" then
+        local shown = type(key) == "number" and tostring(key) or type(key)
+        raise_at_caller("lookup", path .. " has no field [" .. shown .. "]: its fields are names (strings)")
+      end
+      local r = with_host("resolve", path, valid_utf8(key))
       local value
       if r[1] == "namespace" then value = namespace(r[2])
       elseif r[1] == "function" then
@@ -383,7 +468,7 @@ S.xpcall = function(...)
   -- A handler runs with hooks off after a hook's error, so it is skipped once a limit is reached.
   local function guarded(e)
     if tripped or e == MEMERR then return e end
-    return handler(e)
+    return handler(clean(e))
   end
   return after_catch(real_xpcall(f, guarded, select(3, ...)))
 end
@@ -420,7 +505,7 @@ end
 local function wrap_result(co, ok, ...)
   if tripped then real_error(tripped.message, 0) end
   if ok then return ... end
-  local e = ...
+  local e = clean((...))
   if e == MEMERR then trip_memory() end
   if co_status(co) == "dead" then co_close(co) end
   if type(e) == "string" then real_error(e, 2) end
@@ -436,13 +521,29 @@ S.coroutine.wrap = function(...)
   end
 end
 
+-- A memory error inside load (its reader function's, or the compiler's own) comes back as load's
+-- `nil, message` rather than as an error: it is a limit all the same.
+local function after_load(fn, message)
+  if tripped then real_error(tripped.message, 0) end
+  if fn == nil and (message == MEMERR or gc_count("count") > SOFT_MEMORY) then trip_memory() end
+  return fn, clean(message)
+end
+
 S.load = function(...)
   local chunk, name, mode, env = ...
   if select("#", ...) < 4 then env = S end
   if mode ~= nil and type(mode) == "string" and not s_find(mode, "t", 1, true) then
     return nil, "attempt to load a text chunk (mode is '" .. mode .. "')"
   end
-  return real_load(chunk, name, "t", env)
+  if type(chunk) == "function" then
+    local reader = chunk
+    chunk = function()
+      local piece = reader()
+      if tripped then real_error(tripped.message, 0) end
+      return piece
+    end
+  end
+  return after_load(real_load(chunk, name, "t", env))
 end
 
 S.setmetatable = function(t, mt)
@@ -457,6 +558,11 @@ S.getmetatable = function(...)
   local v = ...
   if type(v) ~= "table" then return nil end
   return real_getmetatable(v)
+end
+
+-- Output goes to the host as valid UTF-8; a host failure to take it loses that text, never the run.
+local function emit(text)
+  real_pcall(py_call, EMIT, text)
 end
 
 S.print = function(...)
@@ -476,7 +582,7 @@ S.print = function(...)
   local room = MAX_OUTPUT - printed
   printed = printed + #line
   if #line > room then
-    if room > 0 then emit(s_sub(line, 1, room)) end
+    if room > 0 then emit(utf8_prefix(line, room)) end
     trip("output", s_format("output limit of %d bytes exceeded", MAX_OUTPUT))
   end
   emit(line)
@@ -503,15 +609,18 @@ S.json = {
   end,
 }
 
+-- The doc functions take one optional string; the host is handed it as valid UTF-8, and nothing else.
 for _, name in ipairs({"lua_read_doc", "lua_list_docs", "lua_search_docs"}) do
   S[name] = function(...)
-    local args = t_pack(...)
-    for i = 1, args.n do
-      if args[i] ~= nil and type(args[i]) ~= "string" then
-        raise_at_caller("runtime", name .. ": expected a string, got " .. type(args[i]))
-      end
+    local n, text = select("#", ...), ...
+    if n > 1 then
+      raise_at_caller("runtime", s_format("%s: expected at most one argument, got %d", name, n))
     end
-    return deliver(with_host(name, t_unpack(args, 1, args.n)))
+    if text ~= nil and type(text) ~= "string" then
+      raise_at_caller("runtime", name .. ": expected a string, got " .. type(text))
+    end
+    if text ~= nil then text = valid_utf8(text) end
+    return deliver(with_host(name, text))
   end
 end
 
@@ -519,6 +628,8 @@ S.app = namespace("app")
 
 -- Running a script ----------------------------------------------------------------------------------------
 
+-- An uncaught error as text. A table's __tostring runs with the limits still armed, so one that loops or
+-- allocates without end is stopped like any other code.
 local function describe(e)
   if type(e) == "string" then return e end
   if type(e) == "table" and has_tostring(e) then
@@ -528,14 +639,22 @@ local function describe(e)
   return "(error object is a " .. type(e) .. " value)"
 end
 
+local function shorten(message)
+  if #message <= MAX_MESSAGE then return message end
+  local cut = utf8_prefix(message, MAX_MESSAGE)
+  return cut .. s_format("... (%d more bytes)", #message - #cut)
+end
+
 local function finish_error(e)
-  debug_sethook()
-  if tripped then return "limit", tripped.kind, tripped.message end
+  if tripped then debug_sethook(); return "limit", tripped.kind, tripped.message end
   if e == MEMERR then
+    debug_sethook()
     return "limit", "memory", s_format("memory limit of %d bytes exceeded", MAX_MEMORY)
   end
-  local message = valid_utf8(describe(e))
-  return "error", ERROR_KINDS[e] or "runtime", message
+  local text = describe(clean(e))
+  debug_sethook()
+  if tripped then return "limit", tripped.kind, tripped.message end
+  return "error", ERROR_KINDS[e] or "runtime", shorten(valid_utf8(text))
 end
 
 local function encode_results(results)
@@ -547,9 +666,17 @@ local function encode_results(results)
   return to_json(list, false)
 end
 
-return function(code)
+-- `compile` runs before the memory limit is armed (a script larger than the limit would otherwise fail
+-- outside any protected call); `run` runs the compiled chunk, with the limit `soft_memory` (KiB of Lua's
+-- own count) above which the hook stops the script.
+local function compile(code)
   local chunk, err = real_load(code, "=script", "t", S)
-  if not chunk then return "error", "syntax", valid_utf8(err) end
+  if not chunk then return nil, shorten(valid_utf8(err)) end
+  return chunk, nil
+end
+
+local function run(chunk, soft_memory)
+  SOFT_MEMORY = soft_memory
   debug_sethook(hook, "", STEP)
   local results = t_pack(real_pcall(chunk))
   if not results[1] then return finish_error(results[2]) end
@@ -563,3 +690,5 @@ return function(code)
   end
   return "ok", text
 end
+
+return compile, run

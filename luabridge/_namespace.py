@@ -65,3 +65,20 @@ def _resolve(catalog: Catalog, path: str, key: Any) -> tuple:
     raise LookupFailure(
         f"Unknown function: {path}.{key}.{_did_you_mean(key, candidates)} Functions: {', '.join(short_names)}"
     )
+
+
+def target_at(catalog: Catalog, path: str) -> int | None:
+    """The target id of the function at Lua ``path`` (``app.integrations.<name>[.<alias>].<fn>``), or
+    ``None`` when no function is there. The path comes from a worker, so it is resolved step by step."""
+    parts = path.split(".")
+    if len(parts) not in (4, 5):
+        return None
+    where = _ROOT
+    for key in parts[1:]:
+        reply = resolve(catalog, where, key)
+        if reply[0] == "function":
+            return reply[1] if key is parts[-1] else None
+        if reply[0] != "namespace":
+            return None
+        where = reply[1]
+    return None

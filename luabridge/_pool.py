@@ -1,27 +1,37 @@
-"""Warm worker processes that the host kills at a run's deadline and replaces.
+"""Warm worker processes that run scripts, ask the host to perform their calls, and die at the deadline.
 
-The worker enforces every limit itself; the kill is the backstop for what no instruction hook can stop
-(one long C call, such as a catastrophic pattern match). A killed or dead worker is replaced in the
-background so the next run finds one ready.
+The worker is a Lua VM holding no token: this side performs every integration call it asks for (through
+the run's :class:`~luabridge._calls.RunHost`, with the host's accounts, policy and call log) and answers
+over the pipe. The worker enforces every limit itself; the kill is the backstop for what no instruction
+hook can stop (one long C call, such as a catastrophic pattern match). A worker is untrusted: whatever it
+sends is bounded and checked, and a worker that misbehaves is killed, never the host. A killed or dead
+worker is replaced in the background so the next run finds one ready.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import selectors
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
+from . import _json
+from ._calls import RunEvents, RunHost
+from ._catalog import Catalog
 from ._errors import UsageError
-from ._permissions import PermissionRequest, Permissions
-from ._protocol import decode_message, encode_message
-from ._result import CallRecord, RunError, RunResult
+from ._limits import Limits
+from ._namespace import target_at
+from ._permissions import Permissions
+from ._protocol import (
+    EXIT_OUT_OF_MEMORY, Call, Done, FrameReader, Init, Message, ProtocolError, Ready, Reply, Run, write_frame,
+)
+from ._result import ERROR_TYPES, MAX_ERROR_MESSAGE, CallRecord, RunError, RunResult
 
 logger = logging.getLogger("luabridge")
 
@@ -30,10 +40,13 @@ logger = logging.getLogger("luabridge")
 KILL_GRACE = 0.5
 START_TIMEOUT = 60.0
 _ENV_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT", "PYTHONHASHSEED")
+# Deaths that mean the worker ran out of memory: its own report, or the abort of Lua or Python failing to
+# allocate under the address-space limit.
+_OUT_OF_MEMORY = (EXIT_OUT_OF_MEMORY, -signal.SIGABRT, -signal.SIGSEGV)
 
 
 def _worker_env() -> dict[str, str]:
-    """A minimal environment: the worker gets its credentials over the pipe, never from the environment."""
+    """A minimal environment: the worker gets nothing secret, from here or anywhere."""
     env = {name: os.environ[name] for name in _ENV_PASSED if name in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path and os.path.isdir(path))
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -41,98 +54,102 @@ def _worker_env() -> dict[str, str]:
 
 
 class _Worker:
-    """One worker process and the line reader on its output."""
+    """One worker process, its events file, its lifeline and the frame reader on its output."""
 
-    def __init__(self, init: dict[str, Any]) -> None:
+    def __init__(self, init: Init) -> None:
         self.events = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "luabridge._worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_worker_env(), close_fds=True,
-            pass_fds=(self.events.fileno(),),
-        )
-        self._buffer = b""
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(self.process.stdout, selectors.EVENT_READ)
-        self.send({**init, "events_fd": self.events.fileno()})
-        ready = self.receive(time.monotonic() + START_TIMEOUT)
-        if not ready or ready.get("ev") != "ready":
+        lifeline, self._lifeline = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "luabridge._worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_worker_env(), close_fds=True,
+                pass_fds=(self.events.fileno(), lifeline),
+            )
+        finally:
+            os.close(lifeline)  # the worker holds the read end; it sees end of file once we are gone
+        self.reader = FrameReader(self.process.stdout.fileno(), max_body=1 << 20)
+        self.hardening: dict[str, Any] = {}
+        self.send(replace(init, events_fd=self.events.fileno(), lifeline_fd=lifeline))
+        try:
+            ready = self.reader.receive(time.monotonic() + START_TIMEOUT)
+        except ProtocolError:
+            ready = None
+        if not isinstance(ready, Ready):
             self.kill()
             raise UsageError("the luabridge worker process failed to start (its error is on stderr above)")
+        self.hardening = ready.hardening
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.process.stdin.write(encode_message(message))
-        self.process.stdin.flush()
-
-    def receive(self, deadline: float) -> dict[str, Any] | None:
-        """The next message, or ``None`` when the deadline passes or the worker is gone."""
-        fd = self.process.stdout.fileno()
-        while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._selector.select(remaining):
-                return None
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                return None
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return decode_message(line)
+    def send(self, message: Message) -> None:
+        write_frame(self.process.stdin.fileno(), message)
 
     def rewind_events(self) -> None:
         os.ftruncate(self.events.fileno(), 0)
-        os.lseek(self.events.fileno(), 0, os.SEEK_SET)
 
-    def logged_events(self) -> list[dict[str, Any]]:
-        """The events the worker logged during the current run (read after it was killed)."""
-        os.lseek(self.events.fileno(), 0, os.SEEK_SET)
-        data = b""
-        while chunk := os.read(self.events.fileno(), 1 << 16):
-            data += chunk
-        return [decode_message(line) for line in data.split(b"\n") if line.strip()]
+    def output(self, limit: int) -> str:
+        """What the current run printed (at most ``limit`` bytes of it, whatever the worker wrote)."""
+        data = os.pread(self.events.fileno(), limit, 0)
+        return data.decode("utf-8", "replace")
 
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        self._selector.close()
         self.events.close()
-        for stream in (self.process.stdin, self.process.stdout):
+        for close in (lambda: os.close(self._lifeline), self.process.stdin.close, self.process.stdout.close):
             try:
-                stream.close()
+                close()
             except OSError:
                 pass
 
 
 class WorkerPool:
-    """Runs scripts in warm worker processes, at most ``max_workers`` at once."""
+    """Runs scripts in warm worker processes, at most ``max_workers`` at once, for one catalog."""
 
-    def __init__(self, init: dict[str, Any], *, max_workers: int = 8, warm: int = 1) -> None:
+    def __init__(self, catalog: Catalog, init: Init, *, max_workers: int = 8, warm: int = 1) -> None:
+        self._catalog = catalog
         self._init = init
         self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_workers)
         self._warm = warm
         self._closed = False
 
     def prestart(self, count: int) -> None:
-        """Start ``count`` idle workers now, so the next runs do not wait for one."""
-        workers = [_Worker(self._init) for _ in range(count)]
+        """Start idle workers until ``count`` are waiting, so the next runs do not wait for one."""
+        with self._lock:
+            missing = count - len(self._idle)
+        workers = [_Worker(self._init) for _ in range(max(0, missing))]
         with self._lock:
             self._idle.extend(workers)
 
     def _take(self) -> _Worker:
         with self._lock:
+            if self._closed:
+                raise UsageError("this bridge is closed; create a new one to run scripts")
             while self._idle:
                 worker = self._idle.pop()
                 if worker.process.poll() is None:
+                    self._busy.add(worker)
                     return worker
-        return _Worker(self._init)
+        worker = _Worker(self._init)
+        with self._lock:
+            self._busy.add(worker)
+        return worker
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:
+            self._busy.discard(worker)
             if not self._closed:
                 self._idle.append(worker)
                 return
         worker.kill()
+
+    def _retire(self, worker: _Worker) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+        worker.kill()
+        self._replace_in_background()
 
     def _replace_in_background(self) -> None:
         def start() -> None:
@@ -146,65 +163,85 @@ class WorkerPool:
 
         threading.Thread(target=start, daemon=True).start()
 
-    def run(self, code: str, *, limits: dict[str, Any], permissions: Permissions, started: float) -> RunResult:
-        """Run ``code`` in a worker; kill the worker if it has not answered shortly after the deadline."""
+    def run(self, code: str, *, limits: Limits, permissions: Permissions, started: float) -> RunResult:
+        """Run ``code`` in a worker, performing the calls it asks for; kill it if it has not answered
+        shortly after the deadline, or as soon as it breaks the protocol."""
         with self._slots:
             worker = self._take()
             # Counted from now, not from `started`: starting a worker may have taken a while.
-            kill_at = time.monotonic() + limits["timeout"] + KILL_GRACE
-            output: list[str] = []
-            calls: list[CallRecord] = []
+            deadline = time.monotonic() + limits.timeout
+            events = RunEvents(permissions)
+            host = RunHost(self._catalog, limits=limits, permissions=permissions, events=events, deadline=deadline)
+            worker.reader.max_body = max(limits.result, limits.memory) + (1 << 20)
+            done: Done | None = None
+            broken: str | None = None
             try:
                 worker.rewind_events()
-                worker.send({"op": "run", "code": code, "limits": limits, "permissions": permissions.to_json()})
+                worker.send(Run(limits=limits.to_dict(), body=code.encode("utf-8")))
                 while True:
-                    message = worker.receive(kill_at)
-                    if message is None:
+                    message = worker.reader.receive(deadline + KILL_GRACE)
+                    if message is None or isinstance(message, Done):
+                        done = message
                         break
-                    event = message.get("ev")
-                    if event == "done":
-                        self._give_back(worker)
-                        return RunResult.from_json(message["result"])
-                    if event == "ask":
-                        worker.send({"op": "answer", "allow": _ask(permissions, message["request"])})
-            except (OSError, ValueError):
+                    if not isinstance(message, Call):
+                        raise ProtocolError(f"an unexpected {message.kind!r} message during a run")
+                    worker.send(self._perform(host, message))
+            except ProtocolError as exc:
+                broken = str(exc)
+            except OSError:
                 logger.exception("lost contact with a worker")
-            timed_out = time.monotonic() >= kill_at
-            if worker.process.poll() is None:
-                worker.process.kill()
-            for message in worker.logged_events():
-                event = message.get("ev")
-                if event == "output":
-                    output.append(message["text"])
-                elif event == "call":
-                    calls.append(CallRecord.from_json(message["record"]))
-                elif event == "call_end":
-                    calls[message["index"]] = CallRecord.from_json(message["record"])
-            worker.kill()
-            self._replace_in_background()
-            if timed_out:
-                error = RunError("timeout", f"time limit of {limits['timeout']:g} s exceeded (the run was stopped)")
-            else:
-                status = worker.process.returncode
-                error = RunError("runtime", f"the worker process died unexpectedly (exit status {status})")
-            return RunResult(
-                output="".join(output), error=error, calls=calls, duration_ms=(time.monotonic() - started) * 1000
-            )
+            output = worker.output(limits.output)
+            if done is not None:
+                self._give_back(worker)
+                return _finished(done, output, events.calls, started)
+            timed_out = time.monotonic() >= deadline + KILL_GRACE
+            self._retire(worker)
+            error = _death(worker.process.returncode, timed_out, broken, limits)
+            return RunResult(output=output, error=error, calls=events.calls,
+                             duration_ms=(time.monotonic() - started) * 1000)
+
+    def _perform(self, host: RunHost, call: Call) -> Reply:
+        """Perform one call a worker asked for, as the run's host; the worker's view is not trusted."""
+        target = target_at(self._catalog, call.path)
+        if target is None:
+            raise ProtocolError("a call to a function that does not exist")
+        args = call.body.decode("utf-8", "replace") if call.body else None
+        reply = host.call(target, call.nargs, args, bool(call.colon), call.encode_error, float(call.room))
+        if reply[0] == "ok":
+            return Reply(status="ok", body=reply[1])
+        return Reply(status=reply[0], error_type=reply[1], message=reply[2])
 
     def close(self) -> None:
+        """Stop every worker, idle or busy: nothing a bridge started outlives it."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for worker in idle:
+            workers, self._idle = [*self._idle, *self._busy], []
+            self._busy = set()
+        for worker in workers:
             worker.kill()
 
 
-def _ask(permissions: Permissions, request: dict[str, Any]) -> bool:
-    ask: Callable[[PermissionRequest], bool] | None = permissions.ask
-    if ask is None:
-        return False
-    try:
-        return bool(ask(PermissionRequest(**request)))
-    except Exception:
-        logger.exception("the permission callback raised; the call is denied")
-        return False
+def _finished(done: Done, output: str, calls: list[CallRecord], started: float) -> RunResult:
+    """The result of a run the worker reported; its words are checked, not trusted."""
+    duration_ms = (time.monotonic() - started) * 1000
+    if done.error_type is None:
+        try:
+            value = _json.loads(done.body)
+        except _json.JSONError:
+            return RunResult(output=output, calls=calls, duration_ms=duration_ms,
+                             error=RunError("runtime", "the worker sent a returned value that is not JSON"))
+        return RunResult(value=value, output=output, calls=calls, duration_ms=duration_ms)
+    kind = done.error_type if done.error_type in ERROR_TYPES else "runtime"
+    message = _json.repair_text(str(done.message or ""))[:MAX_ERROR_MESSAGE]
+    return RunResult(output=output, error=RunError(kind, message), calls=calls, duration_ms=duration_ms)
+
+
+def _death(status: int | None, timed_out: bool, broken: str | None, limits: Limits) -> RunError:
+    if timed_out:
+        return RunError("timeout", f"time limit of {limits.timeout:g} s exceeded (the run was stopped)")
+    if broken is not None:
+        return RunError("runtime", f"the worker process broke the protocol ({broken}) and was stopped")
+    if status in _OUT_OF_MEMORY:
+        return RunError("memory", f"memory limit of {limits.memory} bytes exceeded (the worker process ran out "
+                        "of memory under its address-space limit and was stopped)")
+    return RunError("runtime", f"the worker process died unexpectedly (exit status {status})")

@@ -1,14 +1,177 @@
-"""The framing between the host and its worker processes: one JSON object per line, each way."""
+"""The messages between the host and its worker processes, and how they are framed on the pipes.
+
+A frame is one line of JSON (the header: a message's ``type`` and small fields) followed by ``body``
+bytes when the header says so (code, arguments, answers and values: JSON or text that is never escaped
+twice). Both sides read with :class:`FrameReader`, which bounds every frame: the host treats a worker as
+untrusted, so a frame that is too large or malformed ends that worker, never the host.
+
+    host -> worker   Init, Run (body: the script), Reply (body: the answer's JSON)
+    worker -> host   Ready, Call (body: the arguments), Done (body: the returned value's JSON)
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+import select
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+MAX_HEADER = 256 * 1024
+EXIT_OUT_OF_MEMORY = 3  # a worker's exit status when Python ran out of memory; the host reports it as such
 
 
-def encode_message(message: dict[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+class ProtocolError(Exception):
+    """Raised when the other side sent a frame that is not a valid message, or one over its bounds."""
 
 
-def decode_message(line: bytes) -> dict[str, Any]:
-    return json.loads(line)
+@dataclass
+class Message:
+    """Base of the messages; ``body`` travels after the header, not inside it."""
+
+    kind: ClassVar[str] = ""
+    body: bytes = field(default=b"", repr=False)
+
+    def frame(self) -> bytes:
+        fields = {key: value for key, value in asdict(self).items() if key != "body"}
+        header = json.dumps({"type": self.kind, **fields, "body": len(self.body)}, ensure_ascii=True)
+        return header.encode("ascii") + b"\n" + self.body
+
+
+@dataclass
+class Init(Message):
+    """The worker's set-up: where to import from, which integrations, and the account aliases (no
+    tokens: the worker never holds one). ``lifeline_fd`` closes when the host goes away."""
+
+    kind: ClassVar[str] = "init"
+    sys_path: list[str] = field(default_factory=list)
+    integrations: list[str] = field(default_factory=list)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    events_fd: int = -1
+    lifeline_fd: int = -1
+    memory_ceiling: int = 0
+
+
+@dataclass
+class Ready(Message):
+    kind: ClassVar[str] = "ready"
+    hardening: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Run(Message):
+    """Run the script in ``body`` (UTF-8) under ``limits``."""
+
+    kind: ClassVar[str] = "run"
+    limits: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Call(Message):
+    """An integration call the script made, for the host to perform: the function's Lua ``path`` and the
+    kernel's view of the call (see :meth:`luabridge._calls.RunHost.call`); ``body`` is the arguments as
+    JSON, empty for none."""
+
+    kind: ClassVar[str] = "call"
+    path: str = ""
+    nargs: int = 0
+    colon: bool = False
+    encode_error: str | None = None
+    room: float = 0.0
+
+
+@dataclass
+class Reply(Message):
+    """The host's kernel reply to a :class:`Call`: ``status`` ``ok`` (``body`` is the answer's JSON),
+    ``error`` or ``trip`` (with the error's ``error_type`` and ``message``)."""
+
+    kind: ClassVar[str] = "reply"
+    status: str = "ok"
+    error_type: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class Done(Message):
+    """How the run ended: ``error_type`` is ``None`` when it succeeded, and ``body`` is the returned value
+    as JSON. Output is not here: the worker writes it to the events file as it goes."""
+
+    kind: ClassVar[str] = "done"
+    error_type: str | None = None
+    message: str | None = None
+
+
+MESSAGES: dict[str, type[Message]] = {cls.kind: cls for cls in (Init, Ready, Run, Call, Reply, Done)}
+
+
+def parse(header: bytes, body: bytes) -> Message:
+    """The message a header line and its body make; raise :class:`ProtocolError` for anything else."""
+    return _build(_header(header), body)
+
+
+def _header(header: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(header)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or type(data.get("body")) is not int:
+        raise ProtocolError("malformed message header")
+    return data
+
+
+def _build(data: dict[str, Any], body: bytes) -> Message:
+    try:
+        cls = MESSAGES[data.pop("type")]
+        data.pop("body")
+        return cls(body=body, **data)
+    except (KeyError, TypeError) as exc:
+        raise ProtocolError(f"malformed message ({type(exc).__name__})") from None
+
+
+class FrameReader:
+    """Reads frames from a file descriptor, each within ``max_body`` bytes, optionally by a deadline."""
+
+    def __init__(self, fd: int, *, max_body: int) -> None:
+        self.fd = fd
+        self.max_body = max_body
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer already searched for the end of the header
+
+    def receive(self, deadline: float | None = None) -> Message | None:
+        """The next message, or ``None`` when the deadline passes or the other side closed the pipe."""
+        while (end := self._buffer.find(b"\n", self._scanned)) < 0:
+            self._scanned = len(self._buffer)
+            if self._scanned > MAX_HEADER:
+                raise ProtocolError(f"a message header longer than {MAX_HEADER} bytes")
+            if not self._fill(deadline):
+                return None
+        data = _header(bytes(self._buffer[:end]))
+        size = data["body"]
+        if not 0 <= size <= self.max_body:
+            raise ProtocolError(f"a message body of {size} bytes (at most {self.max_body} are accepted)")
+        while len(self._buffer) < end + 1 + size:
+            if not self._fill(deadline):
+                return None
+        body = bytes(self._buffer[end + 1 : end + 1 + size])
+        del self._buffer[: end + 1 + size]
+        self._scanned = 0
+        return _build(data, body)
+
+    def _fill(self, deadline: float | None) -> bool:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+                return False
+        chunk = os.read(self.fd, 1 << 16)
+        if not chunk:
+            return False
+        self._buffer += chunk
+        return True
+
+
+def write_frame(fd: int, message: Message) -> None:
+    """Write one whole frame to ``fd``."""
+    data = memoryview(message.frame())
+    while data:
+        data = data[os.write(fd, data):]

@@ -10,6 +10,8 @@ ERROR_TYPES = (
     "syntax", "runtime", "lookup", "validation", "http", "config", "permission",
     "timeout", "instructions", "memory", "output", "calls",
 )
+# The kernel cuts an error message to 8 KiB and says how much it cut; this bounds what a worker may claim.
+MAX_ERROR_MESSAGE = 8192 + 64
 
 
 @dataclass

@@ -1,13 +1,15 @@
 """One run of one script in a fresh, sandboxed Lua 5.4 runtime, in this process.
 
 The kernel (``_kernel.lua``) builds the script's world; this module creates the runtime, hands the kernel
-its host callbacks, and turns what comes back into an :class:`Outcome`. Every callback handed to Lua is
-wrapped so that no Python exception, and so no Python object, ever reaches the script.
+its host callbacks, and turns what comes back into an :class:`Outcome`. The guarantee that no Python
+object reaches a script is the kernel's (it calls every callback through a protected call and checks the
+reply); this side adds that every reply is data: a callback never raises on purpose, values arrive as JSON
+bytes and are converted only after their cost has been checked against what is left of the memory limit,
+and the runtime refuses attribute and item access on any Python object.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -17,12 +19,19 @@ from typing import Any, Protocol
 
 import lupa.lua54 as lua54  # Lua 5.4 explicitly: plain `import lupa` picks the newest Lua
 
+from . import _json
 from ._limits import Limits
-from ._values import to_lua
+from ._values import BudgetExceeded, to_lua
 
 logger = logging.getLogger("luabridge")
 
 KERNEL_SOURCE = resources.files("luabridge").joinpath("_kernel.lua").read_text(encoding="utf-8")
+
+# The allocator's hard limit sits this far above the run's memory limit, so that a script growing past
+# its limit is stopped by the kernel's hook (uncatchably) before an allocation fails (which Lua reports as
+# an ordinary error a `__close` handler could replace).
+MEMORY_SLACK = 1 / 4
+MIN_MEMORY_SLACK = 1024 * 1024
 
 
 def _precompile(source: str) -> bytes:
@@ -37,9 +46,9 @@ KERNEL_CHUNK = _precompile(KERNEL_SOURCE)
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended: ``value`` is the returned value (JSON-like) when ``error_type`` is ``None``."""
+    """How a run ended: ``value_json`` is the returned value as JSON text when ``error_type`` is ``None``."""
 
-    value: Any = None
+    value_json: str = "null"
     error_type: str | None = None
     error_message: str | None = None
 
@@ -47,21 +56,28 @@ class Outcome:
     def ok(self) -> bool:
         return self.error_type is None
 
+    @property
+    def value(self) -> Any:
+        return _json.loads(self.value_json) if self.ok else None
+
 
 class Host(Protocol):
     """What a run asks of its host. Each method returns a kernel reply (see ``_kernel.lua``):
-    ``("ok", payload)``, ``("error", kind, message)`` or ``("trip", kind, message)``; ``payload`` is the
-    JSON-like value to hand to the script."""
+    ``("ok", payload)``, ``("error", kind, message)`` or ``("trip", kind, message)``, and for ``resolve``
+    also ``("namespace", path)`` or ``("function", id)``. A ``call`` payload is JSON bytes; the docs'
+    payloads are plain strings, lists and dicts of strings. ``room`` is the bytes of Lua memory left."""
 
-    def resolve(self, path: str, key: Any) -> tuple: ...
+    def resolve(self, path: str, key: str) -> tuple: ...
 
-    def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None) -> tuple: ...
+    def call(
+        self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float
+    ) -> tuple: ...
 
-    def read_doc(self, page: Any = None) -> tuple: ...
+    def read_doc(self, page: str | None = None) -> tuple: ...
 
-    def list_docs(self, prefix: Any = None) -> tuple: ...
+    def list_docs(self, prefix: str | None = None) -> tuple: ...
 
-    def search_docs(self, query: Any = None) -> tuple: ...
+    def search_docs(self, query: str | None = None) -> tuple: ...
 
     def output(self, text: str) -> None: ...
 
@@ -76,45 +92,85 @@ def _internal_error(operation: str) -> tuple:
     return ("error", "runtime", f"internal error in {where} (a bug in the host, logged there)")
 
 
+def _refuse_attribute(obj: Any, name: Any, *value: Any) -> None:
+    raise AttributeError("host objects cannot be used from scripts")
+
+
+def too_big(what: str, cost: int, room: float, limit: int) -> tuple:
+    """The kernel reply for a value that would take the run past its memory limit."""
+    return ("trip", "memory", f"{what} would take about {cost} bytes of Lua memory, more than the "
+            f"{max(0, int(room))} bytes left under the memory limit of {limit} bytes")
+
+
 class _Session:
-    """The state of one run: the runtime, its memory baseline, and the guarded callbacks."""
+    """The state of one run: the runtime, its memory limits, and the callbacks the kernel calls."""
 
     def __init__(self, host: Host, limits: Limits) -> None:
         self.host_object = host
         self.limits = limits
         self.operations: dict[str, Callable[..., tuple]] = {
-            "resolve": host.resolve, "call": self.call, "json_decode": _json_decode,
+            "resolve": host.resolve, "call": self.call, "json_decode": self.json_decode,
             "lua_read_doc": host.read_doc, "lua_list_docs": host.list_docs, "lua_search_docs": host.search_docs,
         }
         self.runtime = lua54.LuaRuntime(
-            register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0
+            register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0,
+            attribute_handlers=(_refuse_attribute, _refuse_attribute),
         )
-        self.memory_ceiling = 0
+        self.hard_limit = 0  # the allocator's limit while the script runs (0: none, before it is armed)
+        self.soft_total = float("inf")  # Lua's total bytes past which the run is over its limit
 
-    def reply(self, reply: tuple) -> tuple:
-        """Turn a host reply's payload into Lua tables (the memory limit is lifted around this call)."""
-        if reply[0] == "ok":
-            return ("ok", *to_lua(self.runtime, reply[1]))
+    def reply(self, operation: str, reply: tuple) -> tuple:
+        """Turn a host reply's payload into Lua values (the memory limit is lifted around this call)."""
+        status = reply[0]
+        if status == "ok":
+            payload = reply[1]
+            if isinstance(payload, bytes):
+                return self.convert(operation, payload)
+            return ("ok", *to_lua(self.runtime, payload))
+        if status in ("error", "trip"):
+            return (status, reply[1], _json.repair_text(reply[2]))
         return reply
+
+    def convert(self, operation: str, data: bytes) -> tuple:
+        """JSON ``data`` into Lua tables, refused before anything is built when it cannot fit."""
+        room = self.soft_total - self.runtime.get_memory_used(total=True)
+        cost = _json.lua_cost(data)
+        what = "json.decode: the decoded value" if operation == "json_decode" else "the answer"
+        if cost > room:
+            return too_big(what, cost, room, self.limits.memory)
+        try:
+            converted = to_lua(self.runtime, _json.loads(data), room - cost)
+        except _json.JSONError as exc:
+            if operation != "json_decode":
+                raise
+            return ("error", "runtime", f"json.decode: invalid JSON: {exc}")
+        except BudgetExceeded:
+            return too_big(what, cost, room, self.limits.memory)
+        if self.runtime.get_memory_used(total=True) > self.soft_total:
+            return too_big(what, cost, room, self.limits.memory)
+        return ("ok", *converted)
 
     def host(self, operation: str, *args: Any) -> tuple:
         """The kernel's one door to the host: never raises, and lifts the memory limit until the kernel,
         once the reply is converted, puts it back (``memory_on``)."""
         self.runtime.set_max_memory(0)
         try:
-            return self.reply(self.operations[operation](*args))
+            return self.reply(operation, self.operations[operation](*args))
         except Exception:
             return _internal_error(operation)
 
-    def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None) -> tuple:
-        """An integration call; ``args`` is JSON text, or a flat Lua table the kernel checked (string keys,
-        valid UTF-8, scalar values), or ``None``."""
-        if args is not None:
-            args = json.loads(args) if isinstance(args, str) else dict(args.items())
-        return self.host_object.call(target, nargs, args, colon, encode_error)
+    def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float) -> tuple:
+        """An integration call; ``args`` is JSON text, a flat Lua table the kernel checked (string keys,
+        valid UTF-8, scalar values) handed on as a dict, or ``None``."""
+        if args is not None and not isinstance(args, str):
+            args = dict(args.items())
+        return self.host_object.call(target, nargs, args, colon, encode_error, room)
+
+    def json_decode(self, text: str) -> tuple:
+        return ("ok", text.encode("utf-8"))
 
     def memory_on(self) -> None:
-        self.runtime.set_max_memory(self.memory_ceiling)
+        self.runtime.set_max_memory(self.hard_limit)
 
     def output(self, text: str) -> None:
         try:
@@ -130,13 +186,6 @@ class _Session:
         })
 
 
-def _json_decode(text: str) -> tuple:
-    try:
-        return ("ok", json.loads(text))
-    except (ValueError, RecursionError) as exc:
-        return ("error", "runtime", f"json.decode: invalid JSON: {exc}")
-
-
 def run_script(code: str, *, host: Host, limits: Limits, deadline: float) -> Outcome:
     """Run ``code`` in a fresh sandboxed runtime and say how it ended.
 
@@ -144,23 +193,33 @@ def run_script(code: str, *, host: Host, limits: Limits, deadline: float) -> Out
     In this process the time limit is checked between Lua instructions only: one long C call (a
     catastrophic pattern match) can outlive it. The worker process makes it hard.
     """
+    memory_error = Outcome(error_type="memory", error_message=f"memory limit of {limits.memory} bytes exceeded")
+    if len(code) > limits.memory:
+        return Outcome(error_type="memory", error_message=(
+            f"the script is {len(code)} characters long, more than the memory limit of {limits.memory} bytes"))
     session = _Session(host, limits)
     runtime = session.runtime
     try:
-        runner = runtime.execute(KERNEL_CHUNK, session.callbacks(deadline), name="=kernel", mode="b")
-        session.memory_ceiling = limits.memory + runtime.get_memory_used()
+        compile_script, run = runtime.execute(KERNEL_CHUNK, session.callbacks(deadline), name="=kernel", mode="b")
+        chunk, syntax_error = compile_script(code)
+        if chunk is None:
+            return Outcome(error_type="syntax", error_message=syntax_error)
+        # The limit counts from here: the kernel and the compiled script are the run's baseline.
+        used = runtime.get_memory_used()
+        session.soft_total = runtime.get_memory_used(total=True) + limits.memory
+        session.hard_limit = used + limits.memory + max(int(limits.memory * MEMORY_SLACK), MIN_MEMORY_SLACK)
         session.memory_on()
-        status, *rest = runner(code)
+        status, *rest = run(chunk, session.soft_total / 1024)
     except lua54.LuaMemoryError:
-        return Outcome(error_type="memory", error_message=f"memory limit of {limits.memory} bytes exceeded")
+        return memory_error
     except lua54.LuaError as exc:
-        return Outcome(error_type="runtime", error_message=str(exc))
+        return Outcome(error_type="runtime", error_message=_json.repair_text(str(exc)))
     finally:
         runtime.set_max_memory(0)
         # The runtime holds the session's callbacks and the session holds the runtime: a cycle through
         # Lua that only a full collection would find. Cut it so the runtime is freed right here.
         session.runtime = None
     if status == "ok":
-        return Outcome(value=json.loads(rest[0]))
+        return Outcome(value_json=rest[0])
     kind, message = rest
     return Outcome(error_type=kind, error_message=message)

@@ -5,6 +5,10 @@ directly are sent beside the value as paths for the kernel to fix up: which tabl
 ``json.encode`` gives ``[]`` back, not ``{}``) and where nulls stood inside arrays (they become
 ``json.null``, so ``#t`` and ``ipairs`` see every element). Nulls in objects simply disappear, as nil.
 
+Paths travel flat, one list for each kind: ``[n, key1, ..., keyn, n, key1, ...]``, so a fix-up costs Lua
+a slot per key rather than a table per path. Their total length is bounded by a budget: a small text can
+describe a great many deep fix-ups (``[[[...[[],[],[]]...]]]``), and they must not outgrow the run.
+
 The conversion itself is lupa's ``table_from(recursive=True)``, which works in C. Paths are used rather
 than shared placeholder objects because lupa 2.8 loses its reference to a container met twice at
 different depths ("lost reference").
@@ -15,6 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 _CONTAINERS = (dict, list)
+
+# What one entry of a flat path list costs in Lua (a TValue in the list's array part, doubled by growth).
+PATH_ENTRY_COST = 32
+
+
+class BudgetExceeded(Exception):
+    """Raised when the fix-up paths of a value would need more entries than its budget allows."""
 
 
 def _needs_fixing(item: dict | list) -> bool:
@@ -34,18 +45,32 @@ def _needs_fixing(item: dict | list) -> bool:
     return False
 
 
-def prepare(value: Any) -> tuple[Any, list[list], list[list]]:
-    """Return ``value`` with array nulls replaced by ``False``, and the paths of empty arrays and nulls.
+def prepare(value: Any, budget: int | None = None) -> tuple[Any, list, list]:
+    """Return ``value`` with array nulls replaced by ``False``, and the flat paths of empty arrays and nulls.
 
-    A path is the list of keys from the root (1-based indices for arrays). The input is never modified:
-    a container that needs a change is copied. The walk keeps one path list, extended and shortened as it
-    goes, and copies it only where it records something.
+    A path is the keys from the root (1-based indices for arrays), written after its length. The input is
+    never modified: a container that needs a change is copied. ``budget`` bounds the total number of path
+    entries; past it :class:`BudgetExceeded` is raised before more are built.
     """
-    empties: list[list] = []
-    nulls: list[list] = []
+    empties: list = []
+    nulls: list = []
     path: list = []
     if type(value) not in _CONTAINERS or not _needs_fixing(value):
         return value, empties, nulls
+    room = [budget if budget is not None else float("inf")]
+
+    def record(into: list, last: Any = None) -> None:
+        size = len(path) + (2 if last is not None else 1)
+        room[0] -= size
+        if room[0] < 0:
+            raise BudgetExceeded
+        if last is None:
+            into.append(len(path))
+            into.extend(path)
+        else:
+            into.append(len(path) + 1)
+            into.extend(path)
+            into.append(last)
 
     def walk_dict(item: dict) -> dict:
         copied = None
@@ -63,11 +88,13 @@ def prepare(value: Any) -> tuple[Any, list[list], list[list]]:
 
     def walk_list(item: list) -> list:
         if not item:
-            empties.append(path.copy())
+            record(empties)
             return item
         copied = None
         if None in item:
-            nulls.extend([*path, index] for index, child in enumerate(item, 1) if child is None)
+            for index, child in enumerate(item, 1):
+                if child is None:
+                    record(nulls, index)
             copied = [False if child is None else child for child in item]
         for index, child in enumerate(item):
             kind = type(child)
@@ -85,27 +112,17 @@ def prepare(value: Any) -> tuple[Any, list[list], list[list]]:
     return prepared, empties, nulls
 
 
-def _clamp_big_ints(value: Any) -> Any:
-    """Return ``value`` with integers beyond 64 bits turned into floats (Lua integers are 64-bit)."""
-    if type(value) is int and not -(2**63) <= value < 2**63:
-        return float(value)
-    if type(value) is dict:
-        return {key: _clamp_big_ints(child) for key, child in value.items()}
-    if type(value) is list:
-        return [_clamp_big_ints(child) for child in value]
-    return value
+def to_lua(runtime: Any, value: Any, budget: int | None = None) -> tuple:
+    """Convert JSON-like ``value`` (as :func:`luabridge._json.loads` gives it) for the kernel:
+    ``(lua_value,)``, or ``(lua_value, empties, nulls)`` when the kernel has fix-ups to make.
 
-
-def to_lua(runtime: Any, value: Any) -> tuple:
-    """Convert JSON-like ``value`` for the kernel: ``(lua_value,)``, or ``(lua_value, {arrays=, nulls=})``
-    when it has empty arrays or nulls in arrays for the kernel to fix up."""
-    prepared, empties, nulls = prepare(value)
+    ``budget`` bounds, in bytes of Lua memory, what the fix-up paths may take (see :func:`prepare`).
+    """
+    entries = None if budget is None else budget // PATH_ENTRY_COST
+    prepared, empties, nulls = prepare(value, entries)
     if type(prepared) not in _CONTAINERS:
-        return (_clamp_big_ints(prepared),)
-    try:
-        table = runtime.table_from(prepared, recursive=True)
-    except OverflowError:
-        table = runtime.table_from(_clamp_big_ints(prepared), recursive=True)
+        return (prepared,)
+    table = runtime.table_from(prepared, recursive=True)
     if not empties and not nulls:
         return (table,)
-    return (table, runtime.table_from({"arrays": empties, "nulls": nulls}, recursive=True))
+    return (table, runtime.table_from(empties), runtime.table_from(nulls))

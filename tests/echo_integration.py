@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from luabridge import Account, AccountScheme, Function, Integration, RemoteError, Secret
+from luabridge import Account, AccountScheme, Function, Integration, LimitExceeded, RemoteError, Secret
 
 ECHO_TOKEN = "echo-token-5f1e9c"
 
@@ -36,6 +36,11 @@ class EchoClient:
         raise KeyError("a bug in the client")
 
     def nap(self, args, ctx):
+        # Host-side code honours the run's deadline (the toolkit's HTTP does): cut short, it says so.
+        left = ctx.deadline - time.monotonic()
+        if args["seconds"] > left:
+            time.sleep(max(0.0, left))
+            raise LimitExceeded("echo.nap: the run's time limit was reached", kind="timeout")
         time.sleep(args["seconds"])
         return {"slept": args["seconds"]}
 

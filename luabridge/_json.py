@@ -1,0 +1,96 @@
+"""JSON as it crosses into a script: strict in what it hands over, honest about what it will cost.
+
+Every value the host hands a script travels as JSON bytes (through the worker's pipe, or in this process
+the same way), so what reaches the Lua side can only ever be objects, arrays, strings, numbers, booleans
+and null: a non-JSON object is refused where it is encoded. :func:`loads` guarantees text Lua and lupa can
+always carry: a lone surrogate (``"\\ud800"``, valid JSON but not Unicode) becomes U+FFFD, and nesting is
+bounded (orjson stops at 1,024 levels, the standard parser at the recursion limit). :func:`lua_cost` bounds, from the bytes alone, the Lua memory the decoded value will take, so a
+conversion that would pass a run's memory limit is refused before anything is built.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# Upper bounds of what one decoded element costs in Lua 5.4 (64-bit): a table with its header and the
+# first slots it grows, one slot or hash node per value, and a string's header beside its bytes. Measured
+# against lupa's allocator in tests/test_json.py, which keeps these honest.
+TABLE_COST = 120
+VALUE_COST = 64
+
+
+class JSONError(ValueError):
+    """Raised for bytes that are not JSON a script can receive; the message says why, briefly."""
+
+
+def dumps(value: Any) -> bytes:
+    """Encode JSON-like ``value``; raise :class:`TypeError` for anything JSON cannot hold."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" not in str(exc) and "64-bit" not in str(exc):
+            raise TypeError(str(exc)) from None
+    return orjson.dumps(_repair(value))
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode JSON text, with lone surrogates replaced and nesting bounded; raise :class:`JSONError`."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise JSONError(_reason(exc)) from None
+        # orjson refuses lone surrogates; the standard parser accepts them, and they are replaced after.
+        try:
+            value = _repair(json.loads(data, parse_int=_int64))
+        except (ValueError, RecursionError) as inner:
+            raise JSONError(_reason(inner)) from None
+    return value
+
+
+def lua_cost(data: bytes) -> int:
+    """An upper bound, in bytes, of the Lua memory the JSON ``data`` decodes into.
+
+    Every container opens with ``[`` or ``{`` and every further value follows a ``,``; counting them in
+    the raw bytes over-counts (the same bytes inside strings count too) but never under-counts.
+    """
+    containers = data.count(b"[") + data.count(b"{")
+    values = data.count(b",") + data.count(b":") + 1
+    return len(data) + containers * TABLE_COST + values * VALUE_COST
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError) or "depth" in str(exc):
+        return "nested too deeply"
+    text = str(exc)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def repair_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD, so that it can always be encoded as UTF-8."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _int64(text: str) -> int | float:
+    """An integer Lua can hold (64 bits), else the nearest float, as orjson decodes it."""
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else float(value)
+
+
+def _repair(value: Any) -> Any:
+    """``value`` with lone surrogates replaced (keys included) and integers beyond 64 bits made floats."""
+    if type(value) is str:
+        return repair_text(value)
+    if type(value) is int:
+        return value if -(2**63) <= value < 2**63 else float(value)
+    if type(value) is dict:
+        return {_repair(key): _repair(child) for key, child in value.items()}
+    if type(value) is list:
+        return [_repair(child) for child in value]
+    return value
