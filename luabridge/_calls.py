@@ -25,6 +25,8 @@ from ._result import CallRecord
 
 logger = logging.getLogger("luabridge")
 
+MAX_CALL_ERROR = 4096
+
 
 class RunEvents:
     """Collects what a run reports as it goes. Subclassed by the worker to stream it to the host."""
@@ -119,7 +121,7 @@ class RunHost(ScriptHost):
                     f"limit of {self.limits.memory} bytes", kind="memory",
                 )
         except CallError as exc:
-            message = _json.repair_text(redact(exc.message, _token(target)))
+            message = _shorten(_json.repair_text(redact(exc.message, _token(target))))
             # Cut short by the deadline: whether it took effect is not known.
             record.ok = None if isinstance(exc, LimitExceeded) and exc.kind == "timeout" else False
             record.error = message
@@ -161,6 +163,13 @@ class RunHost(ScriptHost):
             raise AccountError(_not_configured(target))
         client = self.catalog.client(target.integration, target.alias)
         return target.function.handler(client, args, ctx)
+
+
+def _shorten(message: str) -> str:
+    """An error message cut to what a script and the call log are handed (it may quote a huge argument)."""
+    if len(message) <= MAX_CALL_ERROR:
+        return message
+    return message[:MAX_CALL_ERROR] + f"... ({len(message) - MAX_CALL_ERROR} more characters)"
 
 
 def _token(target: Target) -> str | None:
