@@ -83,7 +83,9 @@ class _Worker:
         write_frame(self.process.stdin.fileno(), message)
 
     def rewind_events(self) -> None:
+        # The worker's descriptor shares this one's offset: both go back to the start.
         os.ftruncate(self.events.fileno(), 0)
+        os.lseek(self.events.fileno(), 0, os.SEEK_SET)
 
     def output(self, limit: int) -> str:
         """What the current run printed (at most ``limit`` bytes of it, whatever the worker wrote)."""
