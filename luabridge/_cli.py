@@ -1,7 +1,18 @@
 """The ``luabridge`` command: run scripts, read the docs, serve a simulator or an MCP server.
 
 Exit status of ``run``: 0 the script succeeded, 1 it failed (script, limit or integration error),
-2 usage or configuration error.
+2 usage or configuration error. Bad input never ends in a traceback: it is one line on standard error,
+``luabridge: error: ...`` or ``luabridge: configuration error: ...``, and exit status 2. A script file or
+standard input is read up to :data:`MAX_SCRIPT_BYTES` (16 MiB) and refused past that.
+
+Signals: SIGINT (Ctrl-C) and SIGTERM stop any command without a traceback, leaving every ``with`` block,
+so a bridge always closes and its worker processes are stopped; a second signal does not cut that short.
+``run`` then exits 130 after SIGINT and 143 after SIGTERM (128 plus the signal's number, as shells do).
+``simulator`` and ``mcp`` exit 0: a signal is their ordinary way to stop.
+
+The text report of ``run`` shows control characters from a script's output or a server's text escaped
+(ESC as ``\\x1b``), so that they cannot drive the terminal; newlines and tabs are kept. ``--json`` is left as
+JSON encodes it.
 """
 
 from __future__ import annotations
@@ -9,10 +20,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from types import FrameType
 
 from ._bridge import Bridge, check_code
 from ._errors import ConfigError, LookupFailure, UsageError
@@ -22,6 +35,52 @@ from ._registry import Account, Integration, Secret, Simulator, builtin_integrat
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEMO_ALIASES = ("default", "work")
+MAX_SCRIPT_BYTES = 16 * MiB
+SERVERS = ("simulator", "mcp")  # commands a signal stops as intended, with exit status 0
+
+_CONTROLS = [*range(0x20), *range(0x7F, 0xA0)]
+_LINE_ESCAPES = {code: f"\\x{code:02x}" for code in _CONTROLS}
+_REPORT_ESCAPES = {code: text for code, text in _LINE_ESCAPES.items() if chr(code) not in "\n\t"}
+
+
+class _StopSignals:
+    """SIGINT and SIGTERM as the CLI takes them.
+
+    The first raises :class:`KeyboardInterrupt` in the main thread, so every ``with`` block it is in exits;
+    later ones are only noted, and so is the first once :meth:`hold_on_exit` says cleanup has begun: no
+    signal cuts short the closing of a bridge, which is what stops its workers.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the signals of an earlier command."""
+        self.received: int | None = None
+        self._holding = False
+
+    def install(self) -> dict[int, object]:
+        """Handle both signals here from now on (main thread only); return the handlers replaced."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {number: signal.signal(number, self._handle) for number in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = number
+            if not self._holding:
+                raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def hold_on_exit(self) -> Iterator[None]:
+        """On leaving this block, hold signals back for the rest of the command."""
+        try:
+            yield
+        finally:
+            self._holding = True
+
+
+_signals = _StopSignals()
 
 
 def _positive(kind: type) -> object:
@@ -86,11 +145,24 @@ def _simulators(integrations: Sequence[Integration], faults: str | None) -> Iter
     try:
         for integration in integrations:
             if integration.simulator is not None:
-                started.append(integration.simulator(port=0, faults=faults).start())
+                started.append(_make_simulator(integration, port=0, faults=faults).start())
         yield started
     finally:
         for simulator in started:
             simulator.stop()
+
+
+def _make_simulator(integration: Integration, *, port: int, faults: str | None) -> Simulator:
+    """The integration's simulator, bound to ``port``; a bad fault spec or port is a :class:`UsageError`."""
+    try:
+        return integration.simulator(port=port, faults=faults)
+    except ValueError as exc:
+        if not faults:
+            raise
+        raise UsageError(f"--faults: {exc}") from exc  # the simulator's fault grammar names what is wrong
+    except OSError as exc:
+        raise UsageError(f"cannot serve the {integration.title} simulator on port {port}: "
+                         f"{exc.strerror or exc}") from exc
 
 
 def _demo_accounts(integrations: Sequence[Integration], simulators: Sequence[Simulator]) -> dict:
@@ -125,26 +197,47 @@ def open_bridge(args: argparse.Namespace, *, limits_are_ceilings: bool = False) 
         raise UsageError("--faults needs --demo")
     if args.demo:
         with _simulators(integrations, args.faults) as simulators:
-            with Bridge(_demo_accounts(integrations, simulators), **options) as bridge:
+            with Bridge(_demo_accounts(integrations, simulators), **options) as bridge, _signals.hold_on_exit():
                 yield bridge
     else:
-        with Bridge.from_env(config_path=args.config, **options) as bridge:
+        with Bridge.from_env(config_path=args.config, **options) as bridge, _signals.hold_on_exit():
             yield bridge
 
 
 def _read_source(args: argparse.Namespace) -> str:
     if args.code is not None:
-        return check_code(args.code)
-    if args.file == "-":
-        return check_code(sys.stdin.buffer.read())
+        # As bytes, the way the shell passed them: an argument that is not UTF-8 is refused like a file.
+        try:
+            return check_code(os.fsencode(args.code))
+        except UnicodeEncodeError:  # a lone surrogate from a Python caller, which no shell can pass
+            return check_code(args.code.encode("utf-8", "surrogatepass"))
+    name = "standard input" if args.file == "-" else args.file
     try:
-        data = Path(args.file).read_bytes()
+        if args.file == "-":
+            data = sys.stdin.buffer.read(MAX_SCRIPT_BYTES + 1)
+        else:
+            with open(args.file, "rb") as file:
+                data = file.read(MAX_SCRIPT_BYTES + 1)  # never more: the file may be /dev/zero
     except OSError as exc:
         raise UsageError(f"cannot read script {args.file!r}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_SCRIPT_BYTES:
+        raise UsageError(f"{name}: the script is larger than {MAX_SCRIPT_BYTES // MiB} MiB, the most luabridge reads")
     try:
         return check_code(data)
     except UsageError as exc:
+        if args.file == "-":
+            raise
         raise UsageError(f"{args.file}: {exc}") from exc
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped, newlines and tabs kept: safe to show on a terminal."""
+    return text.translate(_REPORT_ESCAPES)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every control character escaped, newlines and tabs too."""
+    return text.translate(_LINE_ESCAPES)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -154,12 +247,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
-        print(result.report())
+        print(_printable(result.report()))
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def _docs_bridge(args: argparse.Namespace) -> Bridge:
+    """A bridge for reading the docs: with the configured accounts, or with none when they are broken."""
+    integrations = _integrations()
+    try:
+        return Bridge.from_env(config_path=args.config, integrations=integrations, isolation=False)
+    except ConfigError as exc:
+        # The docs do not need accounts; only the account pages would have listed them.
+        print(f"luabridge: warning: showing the docs without accounts: {_one_line(str(exc))}", file=sys.stderr)
+        return Bridge(integrations=integrations, isolation=False)
+
+
 def _docs(args: argparse.Namespace) -> int:
-    with Bridge.from_env(config_path=args.config, integrations=_integrations(), isolation=False) as bridge:
+    with _docs_bridge(args) as bridge:
         text = bridge.docs.read(args.page) if args.page else bridge.docs.index()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return EXIT_OK
@@ -174,14 +278,14 @@ def _simulator(args: argparse.Namespace) -> int:
             raise UsageError(f"no simulator for {args.integration!r}; simulators: {', '.join(names)}")
     elif len(served) != 1:
         raise UsageError(f"name the integration to simulate: {', '.join(names) or '(none)'}")
-    simulator = served[0].simulator(port=args.port, faults=args.faults)
-    print(f"Serving the {served[0].title} simulator at {simulator.url}", flush=True)
-    print(f"Token: {simulator.token}", flush=True)
-    print("Press Ctrl-C to stop.", flush=True)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
+    simulator = _make_simulator(served[0], port=args.port, faults=args.faults)
     try:
+        print(f"Serving the {served[0].title} simulator at {simulator.url}", flush=True)
+        print(f"Token: {simulator.token}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
         simulator.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
         simulator.stop()
     return EXIT_OK
@@ -195,7 +299,12 @@ def _mcp(args: argparse.Namespace) -> int:
             f"luabridge mcp needs the MCP SDK, version 2 ({exc}); install it with: pip install -U 'luabridge[mcp]'"
         ) from exc
     with open_bridge(args, limits_are_ceilings=True) as bridge:
-        serve(bridge)
+        try:
+            serve(bridge)
+        finally:
+            # serve() takes both signals while it runs, and its event loop puts back the default handlers
+            # when it stops; the bridge has yet to close.
+            _signals.install()
     return EXIT_OK
 
 
@@ -205,15 +314,24 @@ COMMANDS = {"run": _run, "docs": _docs, "simulator": _simulator, "mcp": _mcp}
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``luabridge`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    _signals.reset()
+    replaced = _signals.install()
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
     except (UsageError, ConfigError, LookupFailure) as exc:
         kind = "configuration error" if isinstance(exc, ConfigError) else "error"
-        print(f"luabridge: {kind}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"luabridge: {kind}: {_one_line(str(exc))}", file=sys.stderr)
+        status = EXIT_USAGE
+    except KeyboardInterrupt:
+        status = EXIT_OK if args.command in SERVERS else 128 + (_signals.received or signal.SIGINT)
     except BrokenPipeError:
-        return EXIT_FAILED
+        status = EXIT_FAILED
+    finally:
+        for number, handler in replaced.items():
+            signal.signal(number, handler)
+    if _signals.received is not None and args.command not in SERVERS:
+        return 128 + _signals.received
+    return status
 
 
 if __name__ == "__main__":
