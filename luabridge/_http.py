@@ -219,6 +219,8 @@ def _exchange(
     ctx.http_status = response.status_code
     try:
         response._content = _read_body(response, ctx.max_body, host)
+        if watch.expired:  # a body that ends when its connection closes looks whole once the watchdog cut it
+            raise requests.exceptions.ChunkedEncodingError(f"the answer from {host} was cut off")
     except BaseException:
         response.close()  # closes the half-read connection instead of returning it to the pool
         raise
@@ -466,6 +468,11 @@ class _Watchdog:
         """Stop watching an attempt: its connection is never cut after this returns."""
         with self._lock:
             watch.done = True
+            connection = watch.connection
+            if connection is not None and connection._watch is watch:
+                connection._watch = None
+                if connection._dropped:
+                    self._forget(connection)
             if watch.queued:
                 self._released += 1
                 if self._released > self._COMPACT_AT and self._released * 2 > len(self._heap):
@@ -477,7 +484,10 @@ class _Watchdog:
         """Record that ``connection`` now serves ``watch`` (``None``: back in its pool)."""
         with self._lock:
             connection._watch = watch
-            if watch is not None:
+            if watch is None:
+                if connection._dropped:
+                    self._forget(connection)
+            else:
                 watch.connection = connection
                 if watch.expired:
                     _shut(connection._spare)
@@ -492,14 +502,21 @@ class _Watchdog:
                 _shut(spare)
 
     def closed(self, connection: _CuttableConnection) -> None:
+        """Drop the duplicate of a closed connection's socket, once no attempt reads through it."""
         with self._lock:
-            self._forget(connection)
+            if connection._watch is None:
+                self._forget(connection)
+            else:
+                # http.client closes the connection of an answer that ends with it, then reads the body
+                # through the same socket: the attempt must stay cuttable until it is released.
+                connection._dropped = True
 
     def _forget(self, connection: _CuttableConnection) -> None:
         # Under the lock, so the watchdog never shuts down a descriptor number after it was reused.
         if connection._spare is not None:
             connection._spare.close()
             connection._spare = None
+        connection._dropped = False
 
     def _run(self) -> None:
         with self._lock:
@@ -542,6 +559,7 @@ class _CuttableConnection:
 
     _watch: _Watch | None = None
     _spare: socket.socket | None = None
+    _dropped = False  # closed while an attempt still reads through its socket
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()  # type: ignore[misc]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import random
 import socket
 import ssl
@@ -633,16 +634,21 @@ def test_an_aborted_answer_never_returns_its_connection_to_the_pool(paths):
 
 
 def trickling(server_ref: list, *, part: str, delay: float = 0.3):
-    """A respond() that sends a 200 answer one byte every ``delay`` seconds, in its head or its body."""
+    """A respond() that sends a 200 answer one byte every ``delay`` seconds, in its head or its body
+    (``"body until close"``: a body without a length, which ends when the connection closes)."""
     body = b'{"items": []}' * 20
 
     def respond(conn):
         server = server_ref[0]
         server.receive(conn)
-        answer = head(Content_Length=str(len(body)))
-        if part == "body":
+        if part == "body until close":
+            answer = head(Connection="close")
+            part_sent = "body"
+        else:
+            answer, part_sent = head(Content_Length=str(len(body))), part
+        if part_sent == "body":
             conn.sendall(answer)
-        slow = answer + body if part == "headers" else body
+        slow = answer + body if part_sent == "headers" else body
         for index in range(len(slow)):
             if server.stopping.wait(delay):
                 return
@@ -655,7 +661,7 @@ def waiting_for(port: int) -> str:
     return f"the run's time limit was reached while waiting for 127.0.0.1:{port}"
 
 
-@pytest.mark.parametrize("part", ["headers", "body"])
+@pytest.mark.parametrize("part", ["headers", "body", "body until close"])
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_a_trickling_answer_is_cut_at_the_deadline_and_not_retried(serve, part, method):
     ref: list[RawServer] = []
@@ -671,7 +677,7 @@ def test_a_trickling_answer_is_cut_at_the_deadline_and_not_retried(serve, part, 
     assert elapsed < 2.0, elapsed  # the deadline plus slack, though every single read is quick
     assert len(server.requests) == 1
     assert server.ended.wait(5)
-    assert ctx.http_status == (200 if part == "body" else None)
+    assert ctx.http_status == (None if part == "headers" else 200)
 
 
 def test_a_kept_alive_connection_is_cut_too(paths):
@@ -891,3 +897,26 @@ def test_urllib3_log_lines_written_during_a_call_are_redacted(serve, caplog, tok
     lines = [record.getMessage() for record in caplog.records if record.name.startswith("urllib3")]
     assert any('"GET /v1/items?echo=' in line for line in lines), lines  # the line that quoted the token
     assert [line for line in lines if CORE in line.lower()] == []
+
+
+def test_connections_closed_by_their_answers_leave_no_descriptor_open(serve):
+    closed_by_client = []
+
+    def respond(conn):  # an answer that ends with its connection; then wait for the client's close
+        server.receive(conn)
+        conn.sendall(head(Connection="close") + b"{}")
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(2)
+        closed_by_client.append(conn.recv(1) == b"")
+
+    server = serve(respond)
+    session = new_session()
+    real_send(server.url(), real_context(), session=session)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        assert real_send(server.url(), real_context(), session=session).content == b"{}"
+    assert len(os.listdir("/proc/self/fd")) <= descriptors
+    deadline = time.monotonic() + 5
+    while len(closed_by_client) < 21 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert closed_by_client == [True] * 21
