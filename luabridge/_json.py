@@ -3,8 +3,9 @@
 Every value the host hands a script travels as JSON bytes (through the worker's pipe, or in this process
 the same way), so what reaches the Lua side can only ever be objects, arrays, strings, numbers, booleans
 and null: a non-JSON object is refused where it is encoded. :func:`loads` guarantees text Lua and lupa can
-always carry: a lone surrogate (``"\\ud800"``, valid JSON but not Unicode) becomes U+FFFD, and nesting is
-bounded (orjson stops at 1,024 levels, the standard parser at the recursion limit). :func:`lua_cost` bounds, from the bytes alone, the Lua memory the decoded value will take, so a
+always carry: a lone surrogate (an escaped "\\ud800", valid JSON but not Unicode) becomes U+FFFD, and
+nesting is bounded (orjson stops at 1,024 levels, the standard parser at the recursion limit).
+:func:`lua_cost` bounds, from the bytes alone, the Lua memory the decoded value will take, so a
 conversion that would pass a run's memory limit is refused before anything is built.
 """
 

@@ -29,7 +29,17 @@ from ._limits import Limits
 from ._namespace import target_at
 from ._permissions import Permissions
 from ._protocol import (
-    EXIT_OUT_OF_MEMORY, Call, Done, FrameReader, Init, Message, ProtocolError, Ready, Reply, Run, write_frame,
+    EXIT_OUT_OF_MEMORY,
+    Call,
+    Done,
+    FrameReader,
+    Init,
+    Message,
+    ProtocolError,
+    Ready,
+    Reply,
+    Run,
+    write_frame,
 )
 from ._result import ERROR_TYPES, MAX_ERROR_MESSAGE, CallRecord, RunError, RunResult
 
