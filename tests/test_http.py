@@ -915,7 +915,9 @@ def test_connections_closed_by_their_answers_leave_no_descriptor_open(serve):
     descriptors = len(os.listdir("/proc/self/fd"))
     for _ in range(20):
         assert real_send(server.url(), real_context(), session=session).content == b"{}"
-    assert len(os.listdir("/proc/self/fd")) <= descriptors
+    # A leak would leave one descriptor per call (20); the margin is for the server's own accepted socket
+    # and threads elsewhere in the process that may hold one at the moment of counting.
+    assert len(os.listdir("/proc/self/fd")) <= descriptors + 3
     deadline = time.monotonic() + 5
     while len(closed_by_client) < 21 and time.monotonic() < deadline:
         time.sleep(0.01)
