@@ -29,7 +29,7 @@ MAX_CALL_ERROR = 4096
 
 
 class RunEvents:
-    """Collects what a run reports as it goes. Subclassed by the worker to stream it to the host."""
+    """What a run reports as it goes, kept in the host: its output (in-process runs) and its call log."""
 
     def __init__(self, permissions: Permissions) -> None:
         self.permissions = permissions
@@ -41,9 +41,6 @@ class RunEvents:
 
     def call_started(self, record: CallRecord) -> None:
         self.calls.append(record)
-
-    def call_finished(self, record: CallRecord) -> None:
-        """``record`` (already in ``calls``) now holds the outcome."""
 
     def ask(self, request: PermissionRequest) -> bool:
         assert self.permissions.ask is not None
@@ -137,7 +134,6 @@ class RunHost(ScriptHost):
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
             record.http_status = ctx.http_status
-            self.events.call_finished(record)
 
     def _perform(
         self, target: Target, ctx: CallContext, nargs: int, raw: Any, colon: bool, encode_error: str | None

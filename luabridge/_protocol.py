@@ -105,11 +105,6 @@ class Done(Message):
 MESSAGES: dict[str, type[Message]] = {cls.kind: cls for cls in (Init, Ready, Run, Call, Reply, Done)}
 
 
-def parse(header: bytes, body: bytes) -> Message:
-    """The message a header line and its body make; raise :class:`ProtocolError` for anything else."""
-    return _build(_header(header), body)
-
-
 def _header(header: bytes) -> dict[str, Any]:
     try:
         data = json.loads(header)
