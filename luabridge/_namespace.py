@@ -71,7 +71,7 @@ def target_at(catalog: Catalog, path: str) -> int | None:
     """The target id of the function at Lua ``path`` (``app.integrations.<name>[.<alias>].<fn>``), or
     ``None`` when no function is there. The path comes from a worker, so it is resolved step by step."""
     parts = path.split(".")
-    if len(parts) not in (4, 5):
+    if len(parts) not in (4, 5) or parts[0] != "app":
         return None
     where = _ROOT
     for key in parts[1:]:

@@ -49,6 +49,10 @@ logger = logging.getLogger("luabridge")
 # stops a script at the deadline, so this only has to cover reporting back.
 KILL_GRACE = 0.5
 START_TIMEOUT = 60.0
+# Polling for the other side's next frame before sleeping (see FrameReader.receive): long enough to catch
+# an answer from memory or a short stretch of Lua, short enough that an HTTP call wastes little.
+SPIN = 0.0002
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _ENV_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT", "PYTHONHASHSEED")
 # Deaths that mean the worker ran out of memory: its own report, or the abort of Lua or Python failing to
 # allocate under the address-space limit.
@@ -119,6 +123,7 @@ class WorkerPool:
 
     def __init__(self, catalog: Catalog, init: Init, *, max_workers: int = 8, warm: int = 1) -> None:
         self._catalog = catalog
+        self._targets: dict[str, int] = {}  # Lua path -> target id, for paths already resolved
         self._init = init
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -189,15 +194,17 @@ class WorkerPool:
             broken: str | None = None
             try:
                 worker.rewind_events()
-                worker.send(Run(limits=limits.to_dict(), body=code.encode("utf-8")))
+                worker.send(Run(limits=limits.to_dict(), spin=self._spin(), body=code.encode("utf-8")))
                 while True:
-                    message = worker.reader.receive(deadline + KILL_GRACE)
+                    message = worker.reader.receive(deadline + KILL_GRACE, spin=self._spin())
                     if message is None or isinstance(message, Done):
                         done = message
                         break
                     if not isinstance(message, Call):
                         raise ProtocolError(f"an unexpected {message.kind!r} message during a run")
-                    worker.send(self._perform(host, message))
+                    reply = self._perform(host, message)
+                    reply.spin = self._spin()
+                    worker.send(reply)
             except ProtocolError as exc:
                 broken = str(exc)
             except OSError:
@@ -212,11 +219,19 @@ class WorkerPool:
             return RunResult(output=output, error=error, calls=events.calls,
                              duration_ms=(time.monotonic() - started) * 1000)
 
+    def _spin(self) -> float:
+        """How long a waiting side may poll before sleeping: only while every busy run's host thread and
+        worker can each have a core, so that polling never takes time from work."""
+        return SPIN if len(self._busy) * 2 <= CORES else 0.0
+
     def _perform(self, host: RunHost, call: Call) -> Reply:
         """Perform one call a worker asked for, as the run's host; the worker's view is not trusted."""
-        target = target_at(self._catalog, call.path)
+        target = self._targets.get(call.path)
         if target is None:
-            raise ProtocolError("a call to a function that does not exist")
+            target = target_at(self._catalog, call.path)
+            if target is None:
+                raise ProtocolError("a call to a function that does not exist")
+            self._targets[call.path] = target  # only real functions: as many entries as the catalog has
         args = call.body.decode("utf-8", "replace") if call.body else None
         reply = host.call(target, call.nargs, args, bool(call.colon), call.encode_error, float(call.room))
         if reply[0] == "ok":

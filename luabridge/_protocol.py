@@ -11,12 +11,13 @@ untrusted, so a frame that is too large or malformed ends that worker, never the
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
+
+from . import _json
 
 MAX_HEADER = 256 * 1024
 EXIT_OUT_OF_MEMORY = 3  # a worker's exit status when Python ran out of memory; the host reports it as such
@@ -34,9 +35,19 @@ class Message:
     body: bytes = field(default=b"", repr=False)
 
     def frame(self) -> bytes:
-        fields = {key: value for key, value in asdict(self).items() if key != "body"}
-        header = json.dumps({"type": self.kind, **fields, "body": len(self.body)}, ensure_ascii=True)
-        return header.encode("ascii") + b"\n" + self.body
+        # Every field but the body is a plain value or a shallow list or dict: no deep copy is needed.
+        header = {"type": self.kind, **{name: getattr(self, name) for name in self._header_fields()}}
+        header["body"] = len(self.body)
+        # The header is one line: JSON never holds a raw newline (orjson escapes control characters).
+        return _json.dumps(header) + b"\n" + self.body
+
+    @classmethod
+    def _header_fields(cls) -> tuple[str, ...]:
+        names = cls.__dict__.get("_names")
+        if names is None:
+            names = tuple(f.name for f in fields(cls) if f.name != "body")
+            cls._names = names
+        return names
 
 
 @dataclass
@@ -65,6 +76,7 @@ class Run(Message):
 
     kind: ClassVar[str] = "run"
     limits: dict[str, float] = field(default_factory=dict)
+    spin: float = 0.0  # seconds the worker may poll for each reply before sleeping (see FrameReader)
 
 
 @dataclass
@@ -90,6 +102,7 @@ class Reply(Message):
     status: str = "ok"
     error_type: str | None = None
     message: str | None = None
+    spin: float = 0.0  # as in Run, for the worker's wait on the next reply
 
 
 @dataclass
@@ -107,8 +120,8 @@ MESSAGES: dict[str, type[Message]] = {cls.kind: cls for cls in (Init, Ready, Run
 
 def _header(header: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(header)
-    except ValueError:
+        data = _json.loads(header)
+    except _json.JSONError:
         data = None
     if not isinstance(data, dict) or type(data.get("body")) is not int:
         raise ProtocolError("malformed message header")
@@ -133,28 +146,34 @@ class FrameReader:
         self._buffer = bytearray()
         self._scanned = 0  # bytes of the buffer already searched for the end of the header
 
-    def receive(self, deadline: float | None = None) -> Message | None:
-        """The next message, or ``None`` when the deadline passes or the other side closed the pipe."""
+    def receive(self, deadline: float | None = None, *, spin: float = 0.0) -> Message | None:
+        """The next message, or ``None`` when the deadline passes or the other side closed the pipe.
+
+        With ``spin`` (seconds), first poll for that long before sleeping: an answer expected within
+        microseconds then costs no scheduler wake-up (about 60 µs a round trip on a small VM, 5 µs spinning).
+        """
         while (end := self._buffer.find(b"\n", self._scanned)) < 0:
             self._scanned = len(self._buffer)
             if self._scanned > MAX_HEADER:
                 raise ProtocolError(f"a message header longer than {MAX_HEADER} bytes")
-            if not self._fill(deadline):
+            if not self._fill(deadline, spin):
                 return None
         data = _header(bytes(self._buffer[:end]))
         size = data["body"]
         if not 0 <= size <= self.max_body:
             raise ProtocolError(f"a message body of {size} bytes (at most {self.max_body} are accepted)")
         while len(self._buffer) < end + 1 + size:
-            if not self._fill(deadline):
+            if not self._fill(deadline, spin):
                 return None
         body = bytes(self._buffer[end + 1 : end + 1 + size])
         del self._buffer[: end + 1 + size]
         self._scanned = 0
         return _build(data, body)
 
-    def _fill(self, deadline: float | None) -> bool:
-        if deadline is not None:
+    def _fill(self, deadline: float | None, spin: float) -> bool:
+        if spin > 0 and self._poll(spin):
+            pass  # data is waiting: read it without sleeping
+        elif deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
                 return False
@@ -163,6 +182,13 @@ class FrameReader:
             return False
         self._buffer += chunk
         return True
+
+    def _poll(self, spin: float) -> bool:
+        until = time.perf_counter() + spin
+        while time.perf_counter() < until:
+            if select.select([self.fd], [], [], 0)[0]:
+                return True
+        return False
 
 
 def write_frame(fd: int, message: Message) -> None:

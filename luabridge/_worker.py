@@ -37,15 +37,17 @@ class _ForwardingHost:
         self.reader = reader
         self.out_fd = out_fd
         self.events_fd = events_fd
+        self.spin = 0.0  # how long to poll for a reply before sleeping; the host sets it per run and call
 
     def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float) -> tuple:
         body = b"" if args is None else args.encode("utf-8") if isinstance(args, str) else _json.dumps(args)
         path = self.names.catalog.target(target).path
         write_frame(self.out_fd, Call(path=path, nargs=nargs, colon=colon, encode_error=encode_error,
                                       room=min(room, 2.0**62), body=body))
-        reply = self.reader.receive()
+        reply = self.reader.receive(spin=self.spin)
         if not isinstance(reply, Reply):
             os._exit(0)  # the host is gone, or broke the protocol: nothing left to run for
+        self.spin = reply.spin
         if reply.status == "ok":
             return ("ok", reply.body)
         return (reply.status, reply.error_type, reply.message)
@@ -98,6 +100,7 @@ def _serve(reader: FrameReader, out_fd: int) -> None:
         limits = Limits(**request.limits)
         limit_address_space(limits.memory)
         deadline = time.monotonic() + limits.timeout
+        host.spin = request.spin
         outcome = run_script(request.body.decode("utf-8"), host=host, limits=limits, deadline=deadline)
         body = outcome.value_json.encode("utf-8") if outcome.ok else b""
         write_frame(out_fd, Done(error_type=outcome.error_type, message=outcome.error_message, body=body))
