@@ -32,14 +32,15 @@ class Message:
     """Base of the messages; ``body`` travels after the header, not inside it."""
 
     kind: ClassVar[str] = ""
-    body: bytes = field(default=b"", repr=False)
+    body: bytes | bytearray = field(default=b"", repr=False)  # as received: a bytearray
 
-    def frame(self) -> bytes:
+    def header(self) -> bytes:
+        """The frame's first line; the body follows it."""
         # Every field but the body is a plain value or a shallow list or dict: no deep copy is needed.
         header = {"type": self.kind, **{name: getattr(self, name) for name in self._header_fields()}}
         header["body"] = len(self.body)
-        # The header is one line: JSON never holds a raw newline (orjson escapes control characters).
-        return _json.dumps(header) + b"\n" + self.body
+        # One line: JSON never holds a raw newline (orjson escapes control characters).
+        return _json.dumps(header) + b"\n"
 
     @classmethod
     def _header_fields(cls) -> tuple[str, ...]:
@@ -128,7 +129,7 @@ def _header(header: bytes) -> dict[str, Any]:
     return data
 
 
-def _build(data: dict[str, Any], body: bytes) -> Message:
+def _build(data: dict[str, Any], body: bytearray) -> Message:
     try:
         cls = MESSAGES[data.pop("type")]
         data.pop("body")
@@ -162,26 +163,39 @@ class FrameReader:
         size = data["body"]
         if not 0 <= size <= self.max_body:
             raise ProtocolError(f"a message body of {size} bytes (at most {self.max_body} are accepted)")
-        while len(self._buffer) < end + 1 + size:
-            if not self._fill(deadline, spin):
-                return None
-        body = bytes(self._buffer[end + 1 : end + 1 + size])
-        del self._buffer[: end + 1 + size]
+        # The body goes straight into a buffer of its exact size: one copy of it in memory, never two.
+        body = bytearray(size)
+        have = min(size, len(self._buffer) - end - 1)
+        body[:have] = self._buffer[end + 1 : end + 1 + have]
+        del self._buffer[: end + 1 + have]
         self._scanned = 0
+        with memoryview(body) as rest:
+            while have < size:
+                if not self._wait(deadline, spin):
+                    return None
+                got = os.readv(self.fd, [rest[have:]])
+                if not got:
+                    return None
+                have += got
         return _build(data, body)
 
     def _fill(self, deadline: float | None, spin: float) -> bool:
-        if spin > 0 and self._poll(spin):
-            pass  # data is waiting: read it without sleeping
-        elif deadline is not None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-                return False
+        if not self._wait(deadline, spin):
+            return False
         chunk = os.read(self.fd, 1 << 16)
         if not chunk:
             return False
         self._buffer += chunk
         return True
+
+    def _wait(self, deadline: float | None, spin: float) -> bool:
+        """Whether there is something to read (or end of file) before ``deadline``."""
+        if spin > 0 and self._poll(spin):
+            return True
+        if deadline is None:
+            return True  # the read blocks until the other side writes or closes
+        remaining = deadline - time.monotonic()
+        return remaining > 0 and bool(select.select([self.fd], [], [], remaining)[0])
 
     def _poll(self, spin: float) -> bool:
         until = time.perf_counter() + spin
@@ -192,7 +206,11 @@ class FrameReader:
 
 
 def write_frame(fd: int, message: Message) -> None:
-    """Write one whole frame to ``fd``."""
-    data = memoryview(message.frame())
-    while data:
-        data = data[os.write(fd, data):]
+    """Write one whole frame to ``fd``: the header, then the body as it is (not copied behind the header)."""
+    parts = [memoryview(message.header()), memoryview(message.body)]
+    while parts:
+        written = os.writev(fd, parts)
+        while parts and written >= len(parts[0]):
+            written -= len(parts.pop(0))
+        if parts:
+            parts[0] = parts[0][written:]

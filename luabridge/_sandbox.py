@@ -124,22 +124,27 @@ class _Session:
         status = reply[0]
         if status == "ok":
             payload = reply[1]
-            if isinstance(payload, bytes):
+            if isinstance(payload, (bytes, bytearray)):
                 return self.convert(operation, payload)
             return ("ok", *to_lua(self.runtime, payload))
         if status in ("error", "trip"):
             return (status, reply[1], _json.repair_text(reply[2]))
         return reply
 
-    def convert(self, operation: str, data: bytes) -> tuple:
-        """JSON ``data`` into Lua tables, refused before anything is built when it cannot fit."""
+    def convert(self, operation: str, data: bytes | bytearray) -> tuple:
+        """JSON ``data`` into Lua tables, refused before anything is built when it cannot fit. A
+        ``bytearray`` (an answer off the worker's pipe) is emptied once decoded, to free it early."""
         room = self.soft_total - self.runtime.get_memory_used(total=True)
         cost = _json.lua_cost(data)
         what = "json.decode: the decoded value" if operation == "json_decode" else "the answer"
         if cost > room:
             return too_big(what, cost, room, self.limits.memory)
         try:
-            converted = to_lua(self.runtime, _json.loads(data), room - cost)
+            value = _json.loads(data)
+            if isinstance(data, bytearray):
+                data.clear()
+            converted = to_lua(self.runtime, value, room - cost)
+            del value
         except _json.JSONError as exc:
             if operation != "json_decode":
                 raise

@@ -156,7 +156,8 @@ def test_cli_invalid_limits_exit_2(flag, value, message):
 
 
 def test_cli_limits_apply(tmp_path):
-    completed = _cli("run", "-e", "while true do end", "--timeout", "0.5", "--json")
+    # A loop slow per instruction: a bare `while true do end` can pass 200 million instructions in 0.5 s.
+    completed = _cli("run", "-e", "while true do local s = ('x'):rep(64) end", "--timeout", "0.5", "--json")
     assert completed.returncode == 1
     assert json.loads(completed.stdout)["error"]["type"] == "timeout"
 
