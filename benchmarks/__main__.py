@@ -20,9 +20,11 @@ COLUMNS = ("name", "ours", "baseline", "ratio", "target", "result", "spread (our
 
 
 def _amount(value: float, unit: str) -> str:
-    """A value for the table: seconds in s, ms or us; anything else as a plain number."""
+    """A value for the table: seconds in s, ms or us, bytes in MiB; anything else as a plain number."""
+    if unit == "bytes":
+        return f"{value / (1 << 20):.3g} MiB"
     if unit != "s":
-        return f"{value:g}"
+        return f"{value:.3g}"
     for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
         if abs(value) >= scale:
             return f"{value / scale:.3g} {suffix}"

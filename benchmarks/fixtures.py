@@ -86,8 +86,10 @@ def accounts(server: Server | Simulator) -> dict[str, dict[str, Account]]:
 
 @contextmanager
 def bridge_over(server: Server | Simulator, *, isolation: bool, workers: int = 1) -> Iterator[Bridge]:
-    """A bridge to the simulator; with isolation, ``workers`` worker processes are started first."""
-    with Bridge(accounts(server), integrations=["integrations.freshchat"], isolation=isolation) as bridge:
+    """A bridge to the simulator; with isolation, ``workers`` worker processes are started first (and as
+    many runs may go at once)."""
+    with Bridge(accounts(server), integrations=["integrations.freshchat"], isolation=isolation,
+                max_workers=max(workers, 8)) as bridge:
         if isolation:
             bridge.prestart(workers)
         yield bridge
@@ -142,6 +144,15 @@ def in_process_bridge(body: bytes = b"{}") -> Iterator[Bridge]:
     """An in-process bridge over Freshchat whose client is a :class:`MemoryClient` (no HTTP at all)."""
     memory = replace(freshchat, connect=lambda account: MemoryClient(AGENT, body))
     with Bridge(accounts(UNUSED), integrations=[memory], isolation=False) as bridge:
+        yield bridge
+
+
+@contextmanager
+def isolated_memory_bridge(workers: int = 1) -> Iterator[Bridge]:
+    """A bridge with ``workers`` prestarted worker processes over Freshchat answering from memory
+    (:mod:`benchmarks.memory_integration`): each call crosses from the worker to this process and back."""
+    with Bridge(accounts(UNUSED), integrations=["benchmarks.memory_integration"], max_workers=workers) as bridge:
+        bridge.prestart(workers)
         yield bridge
 
 

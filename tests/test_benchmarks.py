@@ -13,7 +13,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = (
-    "call_overhead", "end_to_end", "startup_isolated", "startup_inprocess", "convert", "concurrency", "connections",
+    "call_overhead", "call_overhead_isolated", "end_to_end", "end_to_end_inprocess", "startup_isolated",
+    "startup_inprocess", "convert", "concurrency", "concurrency_64", "worker_rss", "growth_convert", "growth_calls",
+    "growth_concurrency", "connections",
 )
 
 
@@ -37,3 +39,6 @@ def test_a_quick_run_writes_every_figure_as_json(tmp_path):
         assert isinstance(record["unit"], str) and record["unit"], (name, record)
         assert name in completed.stdout  # the table names it too
     assert figures["connections"]["baseline"] == 1
+    assert figures["worker_rss"]["unit"] == "bytes" and figures["worker_rss"]["ours"] > 1 << 20
+    for name in ("growth_convert", "growth_calls", "growth_concurrency"):
+        assert figures[name]["unit"] == "slope" and len(figures[name]["info"]) >= 2, figures[name]
