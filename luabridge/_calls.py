@@ -130,7 +130,7 @@ class RunHost(ScriptHost):
             return ("error", "runtime", record.error)
         else:
             record.ok = True
-            return ("ok", data)
+            return ("ok", data, cost)  # the cost travels with it: counted once per answer
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
             record.http_status = ctx.http_status

@@ -103,6 +103,7 @@ class Reply(Message):
     status: str = "ok"
     error_type: str | None = None
     message: str | None = None
+    cost: int = 0  # with ``ok``: the answer's Lua cost, as the host counted it (see _json.lua_cost)
     spin: float = 0.0  # as in Run, for the worker's wait on the next reply
 
 

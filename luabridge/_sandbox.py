@@ -24,6 +24,8 @@ from ._limits import Limits
 from ._values import BudgetExceeded, to_lua
 
 logger = logging.getLogger("luabridge")
+# Where compact JSON (what the host sends) may hold an empty array or a null in an array.
+_FIXUP_MARKS = (b"[]", b"[null", b",null")
 
 KERNEL_SOURCE = resources.files("luabridge").joinpath("_kernel.lua").read_text(encoding="utf-8")
 
@@ -125,17 +127,19 @@ class _Session:
         if status == "ok":
             payload = reply[1]
             if isinstance(payload, (bytes, bytearray)):
-                return self.convert(operation, payload)
+                return self.convert(operation, payload, reply[2] if len(reply) > 2 else None)
             return ("ok", *to_lua(self.runtime, payload))
         if status in ("error", "trip"):
             return (status, reply[1], _json.repair_text(reply[2]))
         return reply
 
-    def convert(self, operation: str, data: bytes | bytearray) -> tuple:
-        """JSON ``data`` into Lua tables, refused before anything is built when it cannot fit. A
-        ``bytearray`` (an answer off the worker's pipe) is emptied once decoded, to free it early."""
+    def convert(self, operation: str, data: bytes | bytearray, cost: int | None = None) -> tuple:
+        """JSON ``data`` into Lua tables, refused before anything is built when it cannot fit. ``cost``
+        is the host's count for an answer (it encoded it); a ``bytearray`` (an answer off the worker's
+        pipe) is emptied once decoded, to free it early."""
         room = self.soft_total - self.runtime.get_memory_used(total=True)
-        cost = _json.lua_cost(data)
+        if cost is None:
+            cost = _json.lua_cost(data)
         what = "json.decode: the decoded value" if operation == "json_decode" else "the answer"
         if cost > room:
             return too_big(what, cost, room, self.limits.memory)
@@ -143,7 +147,9 @@ class _Session:
             value = _json.loads(data)
             if isinstance(data, bytearray):
                 data.clear()
-            converted = to_lua(self.runtime, value, room - cost)
+            # The host's answers are compact JSON: bytes without "[]", "[null" or ",null" need no fix-ups.
+            fixups = operation == "json_decode" or any(mark in data for mark in _FIXUP_MARKS)
+            converted = to_lua(self.runtime, value, room - cost, fixups=fixups)
             del value
         except _json.JSONError as exc:
             if operation != "json_decode":

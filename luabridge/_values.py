@@ -112,12 +112,17 @@ def prepare(value: Any, budget: int | None = None) -> tuple[Any, list, list]:
     return prepared, empties, nulls
 
 
-def to_lua(runtime: Any, value: Any, budget: int | None = None) -> tuple:
+def to_lua(runtime: Any, value: Any, budget: int | None = None, *, fixups: bool = True) -> tuple:
     """Convert JSON-like ``value`` (as :func:`luabridge._json.loads` gives it) for the kernel:
     ``(lua_value,)``, or ``(lua_value, empties, nulls)`` when the kernel has fix-ups to make.
 
     ``budget`` bounds, in bytes of Lua memory, what the fix-up paths may take (see :func:`prepare`).
+    ``fixups=False`` says the caller knows there is no empty array and no null in an array.
     """
+    if not fixups:
+        if type(value) not in _CONTAINERS:
+            return (value,)
+        return (runtime.table_from(value, recursive=True),)
     entries = None if budget is None else budget // PATH_ENTRY_COST
     prepared, empties, nulls = prepare(value, entries)
     if type(prepared) not in _CONTAINERS:

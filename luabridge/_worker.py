@@ -49,7 +49,7 @@ class _ForwardingHost:
             os._exit(0)  # the host is gone, or broke the protocol: nothing left to run for
         self.spin = reply.spin
         if reply.status == "ok":
-            return ("ok", reply.body)
+            return ("ok", reply.body, reply.cost)
         return (reply.status, reply.error_type, reply.message)
 
     def output(self, text: str) -> None:
