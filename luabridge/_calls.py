@@ -118,6 +118,8 @@ class RunHost(ScriptHost):
                     f"limit of {self.limits.memory} bytes", kind="memory",
                 )
         except CallError as exc:
+            # A client words what went wrong; which call it was is added here, once, for every integration.
+            exc.function, exc.account = target.qualified_name, target.alias
             message = _shorten(_json.repair_text(redact(exc.message, _token(target))))
             # Cut short by the deadline: whether it took effect is not known.
             record.ok = None if isinstance(exc, LimitExceeded) and exc.kind == "timeout" else False
