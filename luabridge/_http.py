@@ -1,8 +1,9 @@
 """The HTTP policy every integration client shares: headers, limits, retries and transport errors.
 
-:func:`send` makes one logical call. It sends the account's Bearer token to the URL it is given and
-nowhere else (redirects are never followed, proxies and ``.netrc`` from the environment are ignored,
-cookies are never stored nor sent back), and holds every call to the run's limits:
+:func:`send` makes one logical call. It sends the account's credential (a Bearer token unless the caller
+gives its own auth headers) to the URL it is given and nowhere else (redirects are never followed,
+proxies and ``.netrc`` from the environment are ignored, cookies are never stored nor sent back), and
+holds every call to the run's limits:
 
 - the whole request (connecting, the answer's headers and its body) ends by the run's deadline: a
   watchdog thread cuts the connection of a request still under way when it passes, so a server that
@@ -75,7 +76,7 @@ _NameResolutionError = getattr(urllib3.exceptions, "NameResolutionError", ())  #
 # UnicodeEncodeError: http.client refuses a header (or requests a body) that cannot be encoded.
 _TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, UnicodeEncodeError)
 
-# What the current thread's call is doing: its token (for the log filter) and its attempt's watch.
+# What the current thread's call is doing: its secrets (for the log filter) and its attempt's watch.
 _local = threading.local()
 
 
@@ -116,6 +117,8 @@ def send(
     ctx: CallContext,
     params: Mapping[str, Any] | None = None,
     json: Any = None,
+    auth: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
     max_attempts: int = 4,
@@ -127,7 +130,10 @@ def send(
 ) -> requests.Response:
     """Send one request with ``ctx.account``'s token, retrying as the module docstring describes.
 
-    ``clock`` is the clock of ``ctx.deadline``; ``wall_clock`` reads the Unix time that HTTP dates and
+    ``auth`` are the headers that carry the credential (``None``: ``Authorization: Bearer <token>`` when
+    the account has a token); their values are scrubbed from every message like the token. ``headers``
+    are further headers, sent after ``Accept: application/json`` and before the auth headers. ``clock``
+    is the clock of ``ctx.deadline``; ``wall_clock`` reads the Unix time that HTTP dates and
     ``X-RateLimit-Reset`` use. Returns the last response, whatever its status, with its whole body read
     (``response.content``), and records each status in ``ctx.http_status``. Raises
     :class:`LimitExceeded` when the deadline passed before or during a request (kind ``"timeout"``) or
@@ -135,16 +141,19 @@ def send(
     response arrived: a transport failure, or a server asking to wait past the deadline.
     """
     token = ctx.account.token.reveal() if ctx.account.token is not None else None
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    if auth is None:
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+    # A header that spells the token is scrubbed through it ("Bearer ***"); one that encodes it (Basic
+    # auth's base64) is a secret of its own.
+    secrets = (token, *(value for value in auth.values() if not token or token not in value))
+    sent = {"Accept": "application/json", **(headers or {}), **auth}
     if json is not None:
-        headers["Content-Type"] = "application/json"
+        sent["Content-Type"] = "application/json"
     host = _host(url)
     idempotent = method.upper() in IDEMPOTENT_METHODS
     retry_statuses = READ_RETRY_STATUSES if idempotent else WRITE_RETRY_STATUSES
     attempt = 0
-    _local.token = token
+    _local.secrets = secrets
     try:
         while True:
             attempt += 1
@@ -157,10 +166,10 @@ def send(
             watch = _WATCHDOG.watch(left)
             try:
                 response = _exchange(session, method, url, watch, ctx, host, params=params, json=json,
-                                     headers=headers, timeout=timeouts)
+                                     headers=sent, timeout=timeouts)
             except _TRANSPORT_ERRORS as exc:
-                what, reached, transient = _describe(exc, host, timeouts, (connect_timeout, read_timeout), token)
-                _scrub(exc, token)
+                what, reached, transient = _describe(exc, host, timeouts, (connect_timeout, read_timeout), secrets)
+                _scrub(exc, secrets)
                 if watch.expired or (_timed_out(exc) and clock() >= ctx.deadline):
                     message = f"the run's time limit was reached while waiting for {host}"
                     if reached and not idempotent:
@@ -174,7 +183,7 @@ def send(
                 if wait >= ctx.deadline - clock():
                     message = f"{_gave_up(what, attempt)}; no time left in this run to try again"
                     raise RemoteError(message) from exc
-                _log_retry(method, url, what, wait, attempt, max_attempts, token)
+                _log_retry(method, url, what, wait, attempt, max_attempts, secrets)
                 sleep(wait)
                 continue
             finally:
@@ -195,15 +204,15 @@ def send(
             wait = asked if asked is not None else backoff * 2 ** (attempt - 1) * jitter()
             if wait >= left:
                 return response  # our own backoff cannot fit; let the caller word the last answer
-            _log_retry(method, url, f"HTTP {status}", wait, attempt, max_attempts, token)
+            _log_retry(method, url, f"HTTP {status}", wait, attempt, max_attempts, secrets)
             sleep(wait)
     except CallError as exc:
         # The host name, a library's text or a URL may spell the token; every message passes here.
-        exc.message = redact(exc.message, token)
-        exc.args = (exc.message,)
+        exc.cause = redact(exc.cause, *secrets)
+        exc.args = (exc.cause,)
         raise
     finally:
-        _local.token = None
+        _local.secrets = ()
 
 
 def _exchange(
@@ -275,7 +284,8 @@ def _timed_out(exc: BaseException) -> bool:
 
 
 def _describe(
-    exc: Exception, host: str, used: tuple[float, float], configured: tuple[float, float], token: str | None
+    exc: Exception, host: str, used: tuple[float, float], configured: tuple[float, float],
+    secrets: tuple[str | None, ...],
 ) -> tuple[str, bool, bool]:
     """Word a transport failure: (what happened, whether the request may have reached, worth a retry)."""
     inner = exc.args[0] if exc.args else None
@@ -288,12 +298,12 @@ def _describe(
         # urllib3 reports TLS failures the same way during the handshake and mid-answer; only a refused
         # certificate proves the request was never sent. Either way it is not worth retrying.
         reached = not isinstance(_deepest(exc), ssl.SSLCertVerificationError)
-        return f"could not make a secure connection to {host}: {_innermost(exc, token)}", reached, False
+        return f"could not make a secure connection to {host}: {_innermost(exc, secrets)}", reached, False
     if isinstance(reason, _NameResolutionError):
         return f"could not connect to {host}: host name not found", False, True
     if isinstance(reason, urllib3.exceptions.NewConnectionError):
         cause = reason.__cause__ or reason.__context__
-        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else _innermost(reason, token)
+        why = cause.strerror if isinstance(cause, OSError) and cause.strerror else _innermost(reason, secrets)
         return f"could not connect to {host}: {why.lower()}", False, True
     if isinstance(exc, (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)):
         return f"the connection to {host} broke before a complete answer arrived", True, True
@@ -302,7 +312,7 @@ def _describe(
                 "encode, so nothing was sent"), False, False
     # requests refuses a header value before sending anything.
     reached = not isinstance(exc, requests.exceptions.InvalidHeader)
-    return f"the request to {host} failed: {_innermost(exc, token)}", reached, False
+    return f"the request to {host} failed: {_innermost(exc, secrets)}", reached, False
 
 
 def _deepest(exc: BaseException) -> BaseException:
@@ -314,15 +324,15 @@ def _deepest(exc: BaseException) -> BaseException:
     return exc
 
 
-def _innermost(exc: BaseException, token: str | None) -> str:
-    """The text of the deepest exception in a chain, the token removed before it is shortened."""
+def _innermost(exc: BaseException, secrets: tuple[str | None, ...]) -> str:
+    """The text of the deepest exception in a chain, the secrets removed before it is shortened."""
     deepest = _deepest(exc)
-    text = redact(str(deepest), token) or type(deepest).__name__
+    text = redact(str(deepest), *secrets) or type(deepest).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _scrub(exc: BaseException, token: str | None) -> None:
-    """Remove the token from a foreign exception graph before it becomes our error's cause.
+def _scrub(exc: BaseException, secrets: tuple[str | None, ...]) -> None:
+    """Remove the secrets from a foreign exception graph before it becomes our error's cause.
 
     requests keeps the prepared request (whose headers carry the token) on its exceptions, and an
     exception's text may quote anything, so both are cleaned on every exception reachable through
@@ -338,10 +348,10 @@ def _scrub(exc: BaseException, token: str | None) -> None:
         for attribute in ("request", "response"):
             if getattr(link, attribute, None) is not None:
                 setattr(link, attribute, None)
-        if token:
+        if any(secrets):
             text, args = str(link), repr(link.args)
-            if redact(text, token) != text or redact(args, token) != args:
-                link.args = (redact(text, token),)
+            if redact(text, *secrets) != text or redact(args, *secrets) != args:
+                link.args = (redact(text, *secrets),)
         pending += (link.__cause__, link.__context__)
 
 
@@ -376,18 +386,18 @@ def _escapes(text: str) -> set[str]:
 
 
 class _RedactingFilter(logging.Filter):
-    """Removes the token of the call running in the current thread from the records urllib3 writes."""
+    """Removes the secrets of the call running in the current thread from the records urllib3 writes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        token = getattr(_local, "token", None)
-        if token:
+        secrets = getattr(_local, "secrets", ())
+        if any(secrets):
             try:
                 message = record.getMessage()
             except (TypeError, ValueError):  # a broken record; logging reports it, unchanged
                 return True
-            record.msg, record.args = redact(message, token), None
+            record.msg, record.args = redact(message, *secrets), None
             if record.exc_info and not record.exc_text:
-                record.exc_text = redact(logging.Formatter().formatException(record.exc_info), token)
+                record.exc_text = redact(logging.Formatter().formatException(record.exc_info), *secrets)
         return True
 
 
@@ -644,11 +654,12 @@ def _number(text: str) -> float | None:
 
 
 def _log_retry(
-    method: str, url: str, what: str, wait: float, attempt: int, max_attempts: int, token: str | None
+    method: str, url: str, what: str, wait: float, attempt: int, max_attempts: int,
+    secrets: tuple[str | None, ...],
 ) -> None:
     log.info(
         "%s %s: %s; retrying in %.2f s (attempt %d of %d)",
-        method, redact(url, token), redact(what, token), wait, attempt + 1, max_attempts,
+        method, redact(url, *secrets), redact(what, *secrets), wait, attempt + 1, max_attempts,
     )
 
 
