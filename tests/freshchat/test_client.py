@@ -13,8 +13,7 @@ import responses
 from responses import matchers
 
 from integrations.freshchat.client import FreshchatClient, connect
-from luabridge._errors import RemoteError
-from luabridge._registry import Account, CallContext, Secret
+from luabridge import Account, CallContext, IntegrationError, RemoteError, Secret
 
 TOKEN = "fc-token-5b1d-SECRET"
 BASE = "https://acme.freshchat.com/v2"
@@ -140,9 +139,9 @@ def test_a_success_body_that_is_not_json_means_a_wrong_url(mock, client, body, c
     mock.get(BASE + "/agents", body=body, content_type=content_type)
     with pytest.raises(RemoteError) as caught:
         client.list_agents(PAGE, context())
+    # The client words what went wrong; the bridge puts "freshchat.list_agents: " in front.
     assert caught.value.message == (
-        f"freshchat.list_agents: HTTP 200 with {kind}, not JSON; the URL of account 'default' "
-        f"({BASE}) is probably wrong"
+        f"HTTP 200 with {kind}, not JSON; the URL of account 'default' ({BASE}) is probably wrong"
     )
     assert caught.value.status == 200
 
@@ -200,10 +199,11 @@ def test_current_user_without_a_usable_subject_asks_nothing_more(mock, token):
 
 def test_a_call_for_another_account_is_refused_before_sending(mock, client):
     other = Account("freshchat", "work", "https://work.freshchat.com/v2", Secret("other-token"))
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(IntegrationError) as caught:
         client.list_agents(PAGE, context(other))
     assert str(caught.value) == (
-        "freshchat.list_agents: a call for account 'work' reached the client of account 'default'"
+        "a call for account 'work' reached the client of account 'default'; connect() must make one client "
+        "per account"
     )
     assert len(mock.calls) == 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import socket
 import time
@@ -18,9 +19,8 @@ from urllib3.exceptions import ProtocolError
 
 from integrations.freshchat.client import FreshchatClient
 from integrations.freshchat.simfaults import FaultPlan
-from luabridge._errors import ArgumentError, CallError, LimitExceeded, RemoteError
+from luabridge import Account, ArgumentError, Bridge, CallContext, CallError, LimitExceeded, RemoteError, Secret
 from luabridge._http import OUTCOME_UNKNOWN
-from luabridge._registry import Account, CallContext, Secret
 
 TOKEN = "fc-fault-token-SECRET-42"
 WORK_TOKEN = "fc-work-token-SECRET-99"
@@ -43,7 +43,10 @@ CALLS = {  # function -> (args, method, path)
 
 @dataclass(frozen=True)
 class Fault:
-    """One failing call: the answers the server gives (the last repeats) and what the script sees."""
+    """One failing call: the answers the server gives (the last repeats) and what the script sees.
+
+    The client raises ``message`` without its first part, ``freshchat.<function>: ``, which the bridge adds.
+    """
 
     name: str
     function: str
@@ -163,12 +166,50 @@ def run(fault: Fault, fake: FakeTime) -> RemoteError:
     return caught.value
 
 
+def unnamed(function: str, message: str) -> str:
+    """What the client raises: the message a script sees without the name the bridge puts in front."""
+    prefix = f"freshchat.{function}: "
+    assert message.startswith(prefix)
+    return message[len(prefix):]
+
+
 @pytest.mark.parametrize("fault", FAULTS, ids=[fault.name for fault in FAULTS])
 def test_fault(fault):
     raised = run(fault, FakeTime())
-    assert raised.message == str(raised) == fault.message
+    assert raised.message == str(raised) == raised.cause == unnamed(fault.function, fault.message)
+    assert (raised.function, raised.account) == (None, None)
     assert raised.status == fault.status
     assert raised.kind == "http"
+
+
+CODES = {"400": "INVALID_VALUE", "401": "UNAUTHORIZED", "html": None, "other-json": None}
+
+
+@pytest.mark.parametrize("name", CODES)
+def test_the_service_error_code_is_a_field(name):
+    fault = next(fault for fault in FAULTS if fault.name == name)
+    assert run(fault, FakeTime()).code == CODES[name]
+
+
+SENT_ONCE = [fault for fault in FAULTS if fault.sent == 1 and fault.seconds_left == 60]
+
+
+@pytest.mark.parametrize("fault", SENT_ONCE, ids=[fault.name for fault in SENT_ONCE])
+def test_the_bridge_names_the_function_once(fault):
+    """Through the bridge a script sees the whole message, its call log too; faults sent once, so
+    nothing waits for real between retries, in a run with the time the fault expects."""
+    args, method, path = CALLS[fault.function]
+    namespace = "app.integrations.freshchat" + ("" if fault.account is DEFAULT else f".{fault.account.alias}")
+    code = f"local answer = {namespace}.{fault.function}(json.decode('{json.dumps(args)}'))\nreturn answer"
+    accounts = {"freshchat": {"default": DEFAULT, "work": WORK}}
+    with Bridge(accounts, integrations=["integrations.freshchat"], isolation=False) as bridge:
+        with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+            for answer in fault.answers:
+                mock.add(method, fault.account.url + path, **copy.deepcopy(answer))
+            result = bridge.run(code, limits={"timeout": fault.seconds_left})
+    assert (result.error.type, result.error.message) == ("http", f"script:1: {fault.message}")
+    assert [(call.function, call.account, call.error) for call in result.calls] == [
+        (f"freshchat.{fault.function}", fault.account.alias, fault.message)]
 
 
 def closed_port() -> int:
@@ -189,10 +230,7 @@ def refused(fake: FakeTime) -> tuple[RemoteError, int]:
 def test_a_refused_connection_is_retried_even_for_a_write():
     fake = FakeTime()
     raised, port = refused(fake)
-    assert raised.message == (
-        f"freshchat.create_conversation: could not connect to 127.0.0.1:{port}: connection refused "
-        "(gave up after 4 attempts)"
-    )
+    assert raised.message == f"could not connect to 127.0.0.1:{port}: connection refused (gave up after 4 attempts)"
     assert len(fake.slept) == 3
 
 
@@ -258,7 +296,7 @@ def test_a_hostile_id_is_refused_before_anything_is_sent(function, value, proble
         with pytest.raises(ArgumentError) as caught:
             getattr(client, function)({"id": value}, CallContext(DEFAULT, deadline=float("inf")))
         assert len(mock.calls) == 0
-    assert caught.value.message == f"freshchat.{function}: parameter 'id' {problem}"
+    assert caught.value.message == f"parameter 'id' {problem}"
     assert caught.value.kind == "validation"
 
 
@@ -282,7 +320,7 @@ def test_no_token_in_any_message_repr_traceback_or_log_across_the_fault_suite(ca
 
 
 LIMIT_FAULTS = [
-    # fault spec, function, what the script sees after "freshchat.<function>: " ({host} is the simulator's)
+    # fault spec, function, what the client raises ({host} is the simulator's)
     ("huge=200M", "get_agent", "memory",
      "the answer from {host} is larger than the run's memory allows (more than 1048576 bytes); the run's "
      "memory limit can be raised"),
@@ -322,7 +360,7 @@ def test_a_simulated_fault_that_hits_a_run_limit(simulator, spec, function, kind
     started = time.monotonic()
     raised, client, account = limited(simulator, spec, function)
     host = simulator.url.split("/")[2]
-    assert (raised.kind, raised.message) == (kind, f"freshchat.{function}: " + message.format(host=host))
+    assert (raised.kind, raised.message) == (kind, message.format(host=host))
     assert time.monotonic() - started < 2.5
     assert simulator.count() == 1  # never retried, a read no more than a write
     if function == "create_conversation":
