@@ -1,8 +1,10 @@
-"""Every ```lua block of the docs runs as a test against the Freshchat simulator.
+"""Every ```lua block of the docs runs as a test.
 
-Blocks come from every ``docs/**/*.md``, the Freshchat reference ``integrations/freshchat/reference.md``
-(and ``README.md`` when it has any), plus the blocks of the generated pages ``lua_read_doc`` serves that
-are not copies of a file's block. Two rules skip a block, and only these two:
+The bridge's own guides (``docs/**/*.md``) speak of integrations in general, so their blocks run in a bridge
+without any integration. Freshchat's pages (its reference ``integrations/freshchat/reference.md``, its
+guides ``integrations/freshchat/guides/*.md``), ``README.md`` when it has any, and the blocks of the
+generated pages ``lua_read_doc`` serves that are not copies of a file's block run against the Freshchat
+simulator. Two rules skip a block, and only these two:
 
 - its info string is ``lua norun`` (a block that needs what the simulator has not got, or must fail);
 - it contains ``function_name(``: the reference's multi-account placeholders. The reference must stay
@@ -29,6 +31,8 @@ from luabridge import Account, Bridge, Secret
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = "integrations/freshchat/reference.md"
+FRESHCHAT_GUIDES = "integrations/freshchat/guides"
+GENERIC = "docs/"  # the sources whose blocks run without any integration
 PLACEHOLDER = "function_name("
 NORUN = "norun"
 
@@ -36,9 +40,10 @@ NORUN = "norun"
 # How many blocks each source skips, and why. A new skipped block must be added here on purpose, so a
 # runnable block cannot be skipped silently (by a stray "norun" or a placeholder-looking line).
 EXPECTED_SKIPS = {
-    "docs/errors.md": {"lua norun": 1},
+    "docs/errors.md": {"lua norun": 2},
     "docs/overview.md": {"lua norun": 1},
     "docs/sandbox.md": {"lua norun": 1},
+    f"{FRESHCHAT_GUIDES}/examples.md": {"lua norun": 1},
     REFERENCE: {"placeholder": 1},
 }
 
@@ -94,6 +99,7 @@ def fenced_blocks(source: str, text: str) -> Iterator[Block]:
 
 def doc_files() -> list[Path]:
     files = sorted((ROOT / "docs").glob("**/*.md")) + [ROOT / REFERENCE]
+    files += sorted((ROOT / FRESHCHAT_GUIDES).glob("*.md"))
     readme = ROOT / "README.md"
     return files + [readme] if readme.exists() else files
 
@@ -128,15 +134,33 @@ RUNNABLE = [block for block in LUA_BLOCKS + SERVED_BLOCKS if block.skip is None]
 
 
 @pytest.fixture(scope="module")
-def bridge(simulator: Simulator) -> Iterator[Bridge]:
+def freshchat_bridge(simulator: Simulator) -> Iterator[Bridge]:
     with demo_bridge(simulator) as bridge:
         yield bridge
 
 
+@pytest.fixture(scope="module")
+def bare_bridge() -> Iterator[Bridge]:
+    """A bridge with worker processes and no integration at all: what the generic guides must work in."""
+    with Bridge(integrations=[]) as bridge:
+        bridge.prestart(1)
+        yield bridge
+
+
 @pytest.mark.parametrize("block", RUNNABLE, ids=[block.id for block in RUNNABLE])
-def test_block_runs(bridge: Bridge, block: Block):
+def test_block_runs(request: pytest.FixtureRequest, block: Block):
+    generic = block.source.startswith(GENERIC)
+    bridge = request.getfixturevalue("bare_bridge" if generic else "freshchat_bridge")
     result = bridge.run(block.code)
     assert result.ok, f"\n{block.code}\n{result.report()}"
+
+
+def test_every_guide_has_runnable_blocks():
+    # A guide file whose blocks all stopped running (or were never collected) would pass silently.
+    guides = sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / FRESHCHAT_GUIDES).glob("*.md"))
+    sources = {path.relative_to(ROOT).as_posix() for path in guides}
+    assert f"{FRESHCHAT_GUIDES}/accounts.md" in sources
+    assert sources <= {block.source for block in RUNNABLE}
 
 
 def test_the_skip_rule_skips_exactly_the_intended_blocks():

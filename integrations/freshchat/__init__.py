@@ -20,6 +20,12 @@ def _simulator(*, port: int = 0, faults: str | None = None):
     return Simulator(port=port, faults=faults)
 
 
+def _guides() -> dict[str, str]:
+    """The pages of ``guides/``, served as ``integrations.freshchat.<stem>``."""
+    folder = Path(__file__).with_name("guides")
+    return {path.stem: path.read_text(encoding="utf-8") for path in sorted(folder.glob("*.md"))}
+
+
 integration = Integration(
     name="freshchat",
     title="Freshchat",
@@ -27,5 +33,6 @@ integration = Integration(
     reference=Path(__file__).with_name("reference.md").read_text(encoding="utf-8"),
     accounts=SCHEME,
     connect=connect,
+    guides=_guides(),
     simulator=_simulator,
 )
