@@ -31,14 +31,14 @@ from ._server import REDACTED, Routes, SimServer
 from ._streams import MIN_SIZE
 
 __all__ = [
-    "KINDS",
-    "MIN_SIZE",
-    "REDACTED",
     "Answer",
     "Decision",
     "FaultPlan",
     "FaultRule",
+    "KINDS",
+    "MIN_SIZE",
     "Page",
+    "REDACTED",
     "ReceivedRequest",
     "Routes",
     "ServiceError",
