@@ -1,11 +1,14 @@
-"""Tests for luabridge._docs over a small made-up integration: every page kind, lookup, listing, search."""
+"""Tests for luabridge._docs over a small made-up integration: every page kind, lookup, listing, search;
+and what a bridge serves: no integration named without it, Freshchat's guides under its own pages."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
+from luabridge import Bridge
 from luabridge._docs import MAX_QUERY_CHARS, MAX_QUERY_WORDS, DocSet
 from luabridge._errors import LookupFailure
 from luabridge._registry import AccountScheme, Function, Integration
@@ -304,3 +307,33 @@ def test_search_reads_only_the_first_words_of_a_query(docs):
     assert docs.search(" ".join(["zzz"] * (MAX_QUERY_WORDS + 5) + ["price"]))  # repeated words count once
     assert docs.search(" ".join(f"z{i}" for i in range(MAX_QUERY_WORDS)) + " price") == []
     assert docs.search(" " * MAX_QUERY_CHARS + "price") == []
+
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILT_IN = sorted(path.parent.name for path in (ROOT / "integrations").glob("*/__init__.py"))
+
+
+def test_a_bridge_without_integrations_names_none_in_its_docs():
+    assert "freshchat" in BUILT_IN
+    with Bridge(integrations=[], isolation=False) as bridge:
+        texts = [bridge.docs.index()] + [bridge.docs.read(page) for page in bridge.docs.list()]
+        texts += [hit["snippet"] for name in BUILT_IN for hit in bridge.docs.search(name)]
+    assert len(texts) > 5
+    for text in texts:
+        for name in BUILT_IN:
+            assert name not in text.lower(), text[:80]
+
+
+@pytest.mark.parametrize(("page", "phrase"), [
+    ("accounts", "FRESHCHAT_<ALIAS>_TOKEN"),
+    ("errors", "HTTP 404 AGENT_NOT_FOUND"),
+    ("examples", "freshchat.freshchat_get_agent"),
+])
+def test_freshchats_guides_are_served_under_its_pages(page, phrase):
+    guide = (ROOT / "integrations" / "freshchat" / "guides" / f"{page}.md").read_text(encoding="utf-8")
+    with Bridge(integrations=["integrations.freshchat"], isolation=False) as bridge:
+        result = bridge.run(f'return lua_read_doc("integrations.freshchat.{page}")')
+        listed = bridge.docs.list("integrations.freshchat.")
+    assert result.ok, result.error
+    assert result.value == guide and phrase in guide
+    assert f"integrations.freshchat.{page}" in listed
