@@ -300,7 +300,7 @@ def test_public_names_are_sorted_and_importable():
     assert simkit.__all__ == sorted(simkit.__all__)
     assert set(simkit.__all__) == {
         "Answer", "Decision", "FaultPlan", "FaultRule", "KINDS", "MIN_SIZE", "Page", "REDACTED", "ReceivedRequest",
-        "Routes", "ServiceError", "SimServer", "parse_rule", "query_int",
+        "Routes", "ServiceError", "SimServer", "query_int",
     }
     assert all(hasattr(simkit, name) for name in simkit.__all__)
 

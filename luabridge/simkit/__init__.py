@@ -26,7 +26,7 @@ The fault grammar is in :mod:`luabridge.simkit._faults`.
 from __future__ import annotations
 
 from ._answers import Answer, Page, ReceivedRequest, ServiceError, query_int
-from ._faults import KINDS, Decision, FaultPlan, FaultRule, parse_rule
+from ._faults import KINDS, Decision, FaultPlan, FaultRule
 from ._server import REDACTED, Routes, SimServer
 from ._streams import MIN_SIZE
 
@@ -43,6 +43,5 @@ __all__ = [
     "Routes",
     "ServiceError",
     "SimServer",
-    "parse_rule",
     "query_int",
 ]
