@@ -5,7 +5,8 @@ the run's :class:`~luabridge._calls.RunHost`, with the host's accounts, policy a
 over the pipe. The worker enforces every limit itself; the kill is the backstop for what no instruction
 hook can stop (one long C call, such as a catastrophic pattern match). A worker is untrusted: whatever it
 sends is bounded and checked, and a worker that misbehaves is killed, never the host. A killed or dead
-worker is replaced in the background so the next run finds one ready.
+worker is replaced in the background so the next run finds one ready. Workers are forked by the pool's
+fork server (``_forkserver.py``), so starting one takes milliseconds.
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 from . import _json
 from ._calls import RunEvents, RunHost
 from ._catalog import Catalog
 from ._errors import UsageError
+from ._forkserver import START_TIMEOUT, ForkServer, WorkerProcess
 from ._limits import Limits
 from ._namespace import target_at
 from ._permissions import Permissions
@@ -48,53 +47,46 @@ logger = logging.getLogger("luabridge")
 # How long after the deadline a worker may take to report before it is killed: the worker's own hook
 # stops a script at the deadline, so this only has to cover reporting back.
 KILL_GRACE = 0.5
-START_TIMEOUT = 60.0
 # Polling for the other side's next frame before sleeping (see FrameReader.receive): long enough to catch
 # an answer from memory or a short stretch of Lua, short enough that an HTTP call wastes little.
 SPIN = 0.0002
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-_ENV_PASSED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT", "PYTHONHASHSEED")
 # Deaths that mean the worker ran out of memory: its own report, or the abort of Lua or Python failing to
 # allocate under the address-space limit.
 _OUT_OF_MEMORY = (EXIT_OUT_OF_MEMORY, -signal.SIGABRT, -signal.SIGSEGV)
 
 
-def _worker_env() -> dict[str, str]:
-    """A minimal environment: the worker gets nothing secret, from here or anywhere."""
-    env = {name: os.environ[name] for name in _ENV_PASSED if name in os.environ}
-    env["PYTHONPATH"] = os.pathsep.join(path for path in sys.path if path and os.path.isdir(path))
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
 class _Worker:
-    """One worker process, its events file, its lifeline and the frame reader on its output."""
+    """One worker process, forked by the pool's fork server: its pipes, events file and lifeline."""
 
-    def __init__(self, init: Init) -> None:
+    def __init__(self, server: ForkServer) -> None:
         self.events = tempfile.TemporaryFile()
+        to_worker, self._to = os.pipe()
+        from_worker, theirs_out = os.pipe()
         lifeline, self._lifeline = os.pipe()
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "luabridge._worker"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=_worker_env(), close_fds=True,
-                pass_fds=(self.events.fileno(), lifeline),
-            )
+            pid = server.spawn([to_worker, theirs_out, self.events.fileno(), lifeline])
+        except BaseException:
+            for fd in (self._to, from_worker, self._lifeline):
+                os.close(fd)
+            self.events.close()
+            raise
         finally:
-            os.close(lifeline)  # the worker holds the read end; it sees end of file once we are gone
-        self.reader = FrameReader(self.process.stdout.fileno(), max_body=1 << 20)
-        self.hardening: dict[str, Any] = {}
-        self.send(replace(init, events_fd=self.events.fileno(), lifeline_fd=lifeline))
+            for fd in (to_worker, theirs_out, lifeline):
+                os.close(fd)  # the worker holds these; it sees end of file on its lifeline once we are gone
+        self.process = WorkerProcess(pid, server)
+        self.reader = FrameReader(from_worker, max_body=1 << 20)
         try:
             ready = self.reader.receive(time.monotonic() + START_TIMEOUT)
         except ProtocolError:
             ready = None
         if not isinstance(ready, Ready):
             self.kill()
-            raise UsageError("the luabridge worker process failed to start (its error is on stderr above)")
-        self.hardening = ready.hardening
+            raise UsageError("a luabridge worker process failed to start (its error is on stderr above)")
+        self.hardening: dict[str, Any] = ready.hardening
 
     def send(self, message: Message) -> None:
-        write_frame(self.process.stdin.fileno(), message)
+        write_frame(self._to, message)
 
     def rewind_events(self) -> None:
         # The worker's descriptor shares this one's offset: both go back to the start.
@@ -107,13 +99,12 @@ class _Worker:
         return data.decode("utf-8", "replace")
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        self.process.kill()
         self.process.wait()
         self.events.close()
-        for close in (lambda: os.close(self._lifeline), self.process.stdin.close, self.process.stdout.close):
+        for fd in (self._lifeline, self._to, self.reader.fd):
             try:
-                close()
+                os.close(fd)
             except OSError:
                 pass
 
@@ -125,6 +116,8 @@ class WorkerPool:
         self._catalog = catalog
         self._targets: dict[str, int] = {}  # Lua path -> target id, for paths already resolved
         self._init = init
+        self._server: ForkServer | None = None
+        self._server_lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -136,9 +129,20 @@ class WorkerPool:
         """Start idle workers until ``count`` are waiting, so the next runs do not wait for one."""
         with self._lock:
             missing = count - len(self._idle)
-        workers = [_Worker(self._init) for _ in range(max(0, missing))]
+        workers = [_Worker(self._fork_server()) for _ in range(max(0, missing))]
         with self._lock:
             self._idle.extend(workers)
+
+    def _fork_server(self) -> ForkServer:
+        """The fork server workers come from; started on first use, and again if it died."""
+        with self._server_lock:
+            if self._closed:
+                raise UsageError("this bridge is closed; create a new one to run scripts")
+            if self._server is None or not self._server.alive:
+                if self._server is not None:
+                    self._server.close()
+                self._server = ForkServer(self._init)
+            return self._server
 
     def _take(self) -> _Worker:
         with self._lock:
@@ -149,7 +153,7 @@ class WorkerPool:
                 if worker.process.poll() is None:
                     self._busy.add(worker)
                     return worker
-        worker = _Worker(self._init)
+        worker = _Worker(self._fork_server())
         with self._lock:
             self._busy.add(worker)
         return worker
@@ -174,7 +178,7 @@ class WorkerPool:
                 if self._closed or len(self._idle) >= self._warm:
                     return
             try:
-                self._give_back(_Worker(self._init))
+                self._give_back(_Worker(self._fork_server()))
             except Exception:
                 logger.exception("could not start a replacement worker")
 
@@ -246,6 +250,10 @@ class WorkerPool:
             self._busy = set()
         for worker in workers:
             worker.kill()
+        with self._server_lock:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
 
 
 def _finished(done: Done, output: str, calls: list[CallRecord], started: float) -> RunResult:

@@ -53,16 +53,14 @@ class Message:
 
 @dataclass
 class Init(Message):
-    """The worker's set-up: where to import from, which integrations, and the account aliases (no
-    tokens: the worker never holds one). ``lifeline_fd`` closes when the host goes away."""
+    """The fork server's set-up: where to import from, which integrations, and the account aliases (no
+    tokens: a worker never holds one); ``control_fd`` is its end of the control socket."""
 
     kind: ClassVar[str] = "init"
     sys_path: list[str] = field(default_factory=list)
     integrations: list[str] = field(default_factory=list)
     aliases: dict[str, list[str]] = field(default_factory=dict)
-    events_fd: int = -1
-    lifeline_fd: int = -1
-    memory_ceiling: int = 0
+    control_fd: int = -1
 
 
 @dataclass

@@ -164,14 +164,19 @@ def test_the_returned_value_reaches_the_terminal_as_json(capsys):
 
 
 def _children(pid: int) -> dict[int, str]:
-    """The live child processes of ``pid``, each with its start time (to tell it from a reused pid)."""
-    children = {}
+    """The live descendants of ``pid`` (workers are forked by a fork server, the CLI's child), each with
+    its start time (to tell it from a reused pid)."""
+    parents, started = {}, {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _stat(int(entry))
-            if fields and int(fields[1]) == pid and fields[0] != "Z":
-                children[int(entry)] = fields[19]
-    return children
+            if fields and fields[0] != "Z":
+                parents[int(entry)], started[int(entry)] = int(fields[1]), fields[19]
+    found, frontier = {}, {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier and child not in found}
+        found.update({child: started[child] for child in frontier})
+    return found
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -34,8 +34,7 @@ def pipe():
 
 
 MESSAGES = [
-    Init(sys_path=["/a", "/b"], integrations=["x.y"], aliases={"echo": ["default", "work"]}, events_fd=5,
-         lifeline_fd=6, memory_ceiling=1 << 30),
+    Init(sys_path=["/a", "/b"], integrations=["x.y"], aliases={"echo": ["default", "work"]}, control_fd=5),
     Ready(hardening={"seccomp": "on"}),
     Run(limits={"timeout": 1.5, "memory": 1024}, spin=0.0002, body="return 'é'".encode()),
     Call(path="app.integrations.echo.echo", nargs=1, colon=False, encode_error=None, room=1e6, body=b'{"a":1}'),
