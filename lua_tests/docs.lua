@@ -47,7 +47,10 @@ for _, name in ipairs({"overview", "errors", "integrations", "integrations.fresh
   assert(listed[name], name .. " is not listed")
 end
 local under = lua_list_docs("integrations.freshchat.")
-assert(#under == #FUNCTIONS + 2, json.encode(under)) -- the functions and the two accounts
+assert(#under == #FUNCTIONS + 3 + 2, json.encode(under)) -- the functions, the three guides, the two accounts
+for _, guide in ipairs({"accounts", "errors", "examples"}) do
+  assert(lua_read_doc("integrations.freshchat." .. guide):find("^# "), guide)
+end
 for _, name in ipairs(under) do
   assert(name:sub(1, 23) == "integrations.freshchat.", name)
 end
