@@ -6,7 +6,8 @@ guides ``integrations/freshchat/guides/*.md``), ``README.md`` when it has any, a
 generated pages ``lua_read_doc`` serves that are not copies of a file's block run against the Freshchat
 simulator. Two rules skip a block, and only these two:
 
-- its info string is ``lua norun`` (a block that needs what the simulator has not got, or must fail);
+- its info string is ``lua norun`` (a block with placeholders such as ``<name>``, one that needs what the
+  simulator has not got, or one that must fail);
 - it contains ``function_name(``: the reference's multi-account placeholders. The reference must stay
   byte for byte the seed's text, so it cannot be annotated; the rule is pinned to that one block below.
 
