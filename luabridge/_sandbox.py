@@ -24,8 +24,6 @@ from ._limits import Limits
 from ._values import BudgetExceeded, to_lua
 
 logger = logging.getLogger("luabridge")
-# Where compact JSON (what the host sends) may hold an empty array or a null in an array.
-_FIXUP_MARKS = (b"[]", b"[null", b",null")
 
 KERNEL_SOURCE = resources.files("luabridge").joinpath("_kernel.lua").read_text(encoding="utf-8")
 
@@ -143,12 +141,12 @@ class _Session:
         what = "json.decode: the decoded value" if operation == "json_decode" else "the answer"
         if cost > room:
             return too_big(what, cost, room, self.limits.memory)
+        # The host's answers are compact JSON: bytes without "[]", "[null" or ",null" need no fix-ups.
+        fixups = operation == "json_decode" or b"[]" in data or b"[null" in data or b",null" in data
         try:
             value = _json.loads(data)
             if isinstance(data, bytearray):
                 data.clear()
-            # The host's answers are compact JSON: bytes without "[]", "[null" or ",null" need no fix-ups.
-            fixups = operation == "json_decode" or any(mark in data for mark in _FIXUP_MARKS)
             converted = to_lua(self.runtime, value, room - cost, fixups=fixups)
             del value
         except _json.JSONError as exc:

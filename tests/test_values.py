@@ -39,8 +39,11 @@ def test_integers_stay_integers_and_floats_floats(run):
     assert type(run("return 3").value) is int and type(run("return 3.0").value) is float
 
 
-def test_host_results_follow_the_same_rules(run):
-    result = run("""
+@pytest.mark.parametrize("mode", ["in_process", "worker"])
+def test_host_results_follow_the_same_rules(bridge, isolated_bridge, mode):
+    # In a worker the answer arrives off the pipe: its fix-ups must survive the trip (and its freeing).
+    chosen = bridge if mode == "in_process" else isolated_bridge
+    result = chosen.run("""
         local item = app.integrations.echo.get_item("x")
         return #item.tags, json.encode(item.tags), #item.parts, item.parts[2] == json.null, item.missing,
                json.encode(item.nested.empty)
