@@ -133,31 +133,34 @@ class WorkerProcess:
         self.pid = pid
         self.returncode: int | None = None
         self._server = server
+        self._learning = threading.Lock()  # the fork server reports a status once: one thread takes it
         try:
             self._pidfd: int | None = os.pidfd_open(pid)
         except (AttributeError, OSError):
             self._pidfd = None
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            self.returncode = self._server.wait(self.pid, 0)
-        return self.returncode
+        return self.wait(0)
 
     def kill(self) -> None:
-        if self.poll() is not None:
-            return
-        try:
-            if self._pidfd is not None:
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-            else:
-                os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        with self._learning:
+            if self.returncode is None:
+                self.returncode = self._server.wait(self.pid, 0)
+            if self.returncode is not None:
+                return  # gone already: its pid may belong to another process by now
+            try:
+                if self._pidfd is not None:
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                else:
+                    os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def wait(self, timeout: float = 5.0) -> int | None:
-        if self.returncode is None:
-            self.returncode = self._server.wait(self.pid, timeout)
-        if self.returncode is not None and self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
-        return self.returncode
+        with self._learning:
+            if self.returncode is None:
+                self.returncode = self._server.wait(self.pid, timeout)
+            if self.returncode is not None and self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
+            return self.returncode

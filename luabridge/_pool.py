@@ -94,8 +94,12 @@ class _Worker:
         os.lseek(self.events.fileno(), 0, os.SEEK_SET)
 
     def output(self, limit: int) -> str:
-        """What the current run printed (at most ``limit`` bytes of it, whatever the worker wrote)."""
-        data = os.pread(self.events.fileno(), limit, 0)
+        """What the current run printed (at most ``limit`` bytes of it, whatever the worker wrote); nothing
+        once the pool has closed the events file (the bridge was closed while this run was busy)."""
+        try:
+            data = os.pread(self.events.fileno(), limit, 0)
+        except (ValueError, OSError):
+            return ""
         return data.decode("utf-8", "replace")
 
     def kill(self) -> None:
