@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 
 from luabridge import Bridge
 
@@ -70,6 +71,20 @@ def _checked_calls(count: int) -> str:
     )
 
 
+def _call_overhead(name: str, bridge: AbstractContextManager[Bridge], target: Target, quick: bool) -> Figure:
+    count, number, repeats = (200, 2, 5) if quick else (2000, 2, 25)
+    lua = bare_runtime()
+    freshchat = {"get_agent": lambda args: lua.table_from(AGENT, recursive=True)}
+    lua.globals().app = lua.table_from({"integrations": {"freshchat": freshchat}}, recursive=True)
+    with bridge as ours_bridge:
+        ours, baseline = compare(
+            _one_call(_runner(ours_bridge, count), GET_AGENT, count, number),
+            _one_call(lua.execute, GET_AGENT, count, number),
+            repeats=repeats,
+        )
+    return Figure(name, "s", ours, baseline, target)
+
+
 def call_overhead(quick: bool) -> Figure:
     """One ``get_agent`` call from Lua, per call, with no HTTP on either side.
 
@@ -79,23 +94,13 @@ def call_overhead(quick: bool) -> Figure:
     real Freshchat integration with its client swapped for a :class:`~benchmarks.fixtures.MemoryClient`
     that returns a fixed agent dict (the simulator's agent-123). Each call checks its argument table in
     Lua, crosses into Python, validates the arguments, applies the permission policy, logs the call, runs
-    the handler, scans the agent for nulls in arrays and empty arrays, converts it into Lua tables, and
-    restores the memory limit, all under the sandbox's instruction hook. Baseline: a bare ``LuaRuntime`` whose
+    the handler, encodes the agent as JSON and decodes it, converts it into Lua tables, and restores the
+    memory limit, all under the sandbox's instruction hook. Baseline: a bare ``LuaRuntime`` whose
     ``app.integrations.freshchat.get_agent`` is a plain Python function that ignores its argument and
     returns ``lua.table_from(agent, recursive=True)``: a fresh table of the same data on every call (a
     cached table would skip the conversion every real call must do).
     """
-    count, number, repeats = (200, 2, 5) if quick else (2000, 2, 25)
-    lua = bare_runtime()
-    freshchat = {"get_agent": lambda args: lua.table_from(AGENT, recursive=True)}
-    lua.globals().app = lua.table_from({"integrations": {"freshchat": freshchat}}, recursive=True)
-    with in_process_bridge() as bridge:
-        ours, baseline = compare(
-            _one_call(_runner(bridge, count), GET_AGENT, count, number),
-            _one_call(lua.execute, GET_AGENT, count, number),
-            repeats=repeats,
-        )
-    return Figure("call_overhead", "s", ours, baseline, Target(3.0, "<= 3x"))
+    return _call_overhead("call_overhead", in_process_bridge(), Target(3.0, "<= 3x"), quick)
 
 
 def call_overhead_isolated(quick: bool) -> Figure:
@@ -103,17 +108,7 @@ def call_overhead_isolated(quick: bool) -> Figure:
     host (which validates, applies the policy, logs and asks the memory client) and back over the pipes.
     Ours: ``Bridge.run`` with one prestarted worker over :mod:`benchmarks.memory_integration`. Baseline:
     the bare ``LuaRuntime`` loop of call_overhead."""
-    count, number, repeats = (200, 2, 5) if quick else (2000, 2, 25)
-    lua = bare_runtime()
-    freshchat = {"get_agent": lambda args: lua.table_from(AGENT, recursive=True)}
-    lua.globals().app = lua.table_from({"integrations": {"freshchat": freshchat}}, recursive=True)
-    with isolated_memory_bridge() as bridge:
-        ours, baseline = compare(
-            _one_call(_runner(bridge, count), GET_AGENT, count, number),
-            _one_call(lua.execute, GET_AGENT, count, number),
-            repeats=repeats,
-        )
-    return Figure("call_overhead_isolated", "s", ours, baseline, Target(12.0, "<= 12x"))
+    return _call_overhead("call_overhead_isolated", isolated_memory_bridge(), Target(12.0, "<= 12x"), quick)
 
 
 def _end_to_end(name: str, *, isolation: bool, target: Target, quick: bool) -> Figure:
