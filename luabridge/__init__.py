@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from ._bridge import Bridge
+from ._demo import demo
 from ._errors import (
     AccountError,
     ArgumentError,
@@ -56,4 +57,5 @@ __all__ = [
     "Secret",
     "UsageError",
     "__version__",
+    "demo",
 ]

@@ -12,12 +12,13 @@ from typing import Any
 from ._calls import RunEvents, RunHost
 from ._catalog import Catalog
 from ._config import load_accounts
+from ._discovery import discover_integrations, unique_by_name
 from ._errors import UsageError
 from ._limits import DEFAULT_CEILINGS, DEFAULT_LIMITS, Limits
 from ._permissions import Permissions
 from ._pool import WorkerPool
 from ._protocol import Init
-from ._registry import Account, Integration, builtin_integration_modules, load_integration
+from ._registry import Account, Integration, load_integration
 from ._result import RunError, RunResult
 from ._sandbox import run_script
 
@@ -38,8 +39,9 @@ def execute_run(catalog: Catalog, code: str, *, limits: Limits, permissions: Per
 
 
 def _load(integrations: Sequence[str | Integration] | None) -> list[Integration]:
-    names = builtin_integration_modules() if integrations is None else integrations
-    return [load_integration(item) if isinstance(item, str) else item for item in names]
+    if integrations is None:
+        return discover_integrations()
+    return unique_by_name(load_integration(item) if isinstance(item, str) else item for item in integrations)
 
 
 def check_code(code: Any) -> str:
@@ -60,7 +62,8 @@ class Bridge:
     """Runs Lua scripts in a sandbox where ``app.integrations.*`` reaches the configured accounts.
 
     ``accounts`` maps integration name -> alias -> :class:`Account` (see :meth:`from_env`).
-    ``integrations`` are module names or :class:`Integration` objects (default: every built-in one).
+    ``integrations`` are module names or :class:`Integration` objects (default: every discovered one, see
+    ``_discovery.py``).
     ``limits`` are the defaults of each run; ``ceilings`` are what per-run overrides may not pass.
     By default each run executes in a worker process that is killed at the deadline; with
     ``isolation=False`` runs execute in this process, where one long C call can outlive the time limit.

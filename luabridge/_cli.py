@@ -27,14 +27,16 @@ import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
+from . import __version__
 from ._bridge import Bridge, check_code
-from ._errors import ConfigError, LookupFailure, UsageError
+from ._demo import demo, start_simulator
+from ._discovery import ENVIRONMENT_VARIABLE, discover_integrations
+from ._errors import ConfigError, IntegrationError, LookupFailure, UsageError
 from ._limits import MiB
 from ._permissions import Permissions
-from ._registry import Account, Integration, Secret, Simulator, builtin_integration_modules, load_integration
+from ._registry import Integration
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEMO_ALIASES = ("default", "work")
 MAX_SCRIPT_BYTES = 16 * MiB
 SERVERS = ("simulator", "mcp")  # commands a signal stops as intended, with exit status 0
 
@@ -97,11 +99,18 @@ def _positive(kind: type) -> object:
     return parse
 
 
+def _add_integration_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--integration", dest="extra_integrations", action="append", default=[], metavar="MODULE",
+                        help=f"also load the integration in MODULE (repeatable; also ${ENVIRONMENT_VARIABLE}, "
+                             "comma-separated)")
+
+
 def _add_bridge_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--demo", action="store_true",
                         help="run against the built-in simulators (no credentials needed)")
     parser.add_argument("--faults", metavar="SPEC", help="with --demo: faults for the simulator to inject")
     parser.add_argument("--config", metavar="PATH", help="accounts file (default: $LUABRIDGE_CONFIG)")
+    _add_integration_option(parser)
     parser.add_argument("--read-only", action="store_true", help="deny write functions")
     parser.add_argument("--timeout", type=_positive(float), metavar="SECONDS", help="time limit per run (30)")
     parser.add_argument("--memory", type=_positive(float), metavar="MB", help="Lua memory limit in MiB (32)")
@@ -111,7 +120,11 @@ def _add_bridge_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="luabridge", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="luabridge", description="Run Lua scripts in a sandbox that calls integrations; read their docs; "
+        "serve a simulator or an MCP server.",
+    )
+    parser.add_argument("--version", action="version", version=f"luabridge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run a Lua script (FILE, -e CODE, or - for standard input)")
@@ -124,55 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     docs = commands.add_parser("docs", help="print what lua_read_doc(PAGE) returns; no PAGE: the index")
     docs.add_argument("page", nargs="?")
     docs.add_argument("--config", metavar="PATH", help="accounts file (for account pages)")
+    docs.add_argument("--demo", action="store_true", help="the docs as run --demo scripts see them")
+    _add_integration_option(docs)
 
     simulator = commands.add_parser("simulator", help="serve an integration's simulator on 127.0.0.1")
     simulator.add_argument("integration", nargs="?", help="which integration (default: the only one)")
     simulator.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     simulator.add_argument("--faults", metavar="SPEC", help="faults to inject")
+    _add_integration_option(simulator)
 
     mcp = commands.add_parser("mcp", help="serve the runner as an MCP server over stdio")
     _add_bridge_options(mcp)
     return parser
 
 
-def _integrations() -> list[Integration]:
-    return [load_integration(module) for module in builtin_integration_modules()]
-
-
-@contextlib.contextmanager
-def _simulators(integrations: Sequence[Integration], faults: str | None) -> Iterator[list[Simulator]]:
-    started: list[Simulator] = []
-    try:
-        for integration in integrations:
-            if integration.simulator is not None:
-                started.append(_make_simulator(integration, port=0, faults=faults).start())
-        yield started
-    finally:
-        for simulator in started:
-            simulator.stop()
-
-
-def _make_simulator(integration: Integration, *, port: int, faults: str | None) -> Simulator:
-    """The integration's simulator, bound to ``port``; a bad fault spec or port is a :class:`UsageError`."""
-    try:
-        return integration.simulator(port=port, faults=faults)
-    except ValueError as exc:
-        if not faults:
-            raise
-        raise UsageError(f"--faults: {exc}") from exc  # the simulator's fault grammar names what is wrong
-    except OSError as exc:
-        raise UsageError(f"cannot serve the {integration.title} simulator on port {port}: "
-                         f"{exc.strerror or exc}") from exc
-
-
-def _demo_accounts(integrations: Sequence[Integration], simulators: Sequence[Simulator]) -> dict:
-    served = [integration for integration in integrations if integration.simulator is not None]
-    return {
-        integration.name: {
-            alias: Account(integration.name, alias, simulator.url, Secret(simulator.token)) for alias in DEMO_ALIASES
-        }
-        for integration, simulator in zip(served, simulators, strict=True)
-    }
+def _integrations(args: argparse.Namespace) -> list[Integration]:
+    return discover_integrations(args.extra_integrations)
 
 
 @contextlib.contextmanager
@@ -182,7 +162,7 @@ def open_bridge(args: argparse.Namespace, *, limits_are_ceilings: bool = False) 
     With ``limits_are_ceilings``, the limits given on the command line also cap what a caller may ask for
     per run (the MCP server: the operator's word is final, not the model's).
     """
-    integrations = _integrations()
+    integrations = _integrations(args)
     limits = {
         "timeout": args.timeout,
         "memory": int(args.memory * MiB) if args.memory else None,
@@ -196,9 +176,8 @@ def open_bridge(args: argparse.Namespace, *, limits_are_ceilings: bool = False) 
     if args.faults and not args.demo:
         raise UsageError("--faults needs --demo")
     if args.demo:
-        with _simulators(integrations, args.faults) as simulators:
-            with Bridge(_demo_accounts(integrations, simulators), **options) as bridge, _signals.hold_on_exit():
-                yield bridge
+        with demo(faults=args.faults, **options) as bridge, _signals.hold_on_exit():
+            yield bridge
     else:
         with Bridge.from_env(config_path=args.config, **options) as bridge, _signals.hold_on_exit():
             yield bridge
@@ -251,15 +230,23 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def _docs_bridge(args: argparse.Namespace) -> Bridge:
-    """A bridge for reading the docs: with the configured accounts, or with none when they are broken."""
-    integrations = _integrations()
+@contextlib.contextmanager
+def _docs_bridge(args: argparse.Namespace) -> Iterator[Bridge]:
+    """A bridge for reading the docs: with the demo's accounts, the configured ones, or none when those are
+    broken."""
+    integrations = _integrations(args)
+    if args.demo:
+        with demo(integrations=integrations, isolation=False) as bridge:
+            yield bridge
+        return
     try:
-        return Bridge.from_env(config_path=args.config, integrations=integrations, isolation=False)
+        bridge = Bridge.from_env(config_path=args.config, integrations=integrations, isolation=False)
     except ConfigError as exc:
         # The docs do not need accounts; only the account pages would have listed them.
         print(f"luabridge: warning: showing the docs without accounts: {_one_line(str(exc))}", file=sys.stderr)
-        return Bridge(integrations=integrations, isolation=False)
+        bridge = Bridge(integrations=integrations, isolation=False)
+    with bridge:
+        yield bridge
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -270,7 +257,7 @@ def _docs(args: argparse.Namespace) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> int:
-    served = [integration for integration in _integrations() if integration.simulator is not None]
+    served = [integration for integration in _integrations(args) if integration.simulator is not None]
     names = [integration.name for integration in served]
     if args.integration:
         served = [integration for integration in served if integration.name == args.integration]
@@ -280,7 +267,7 @@ def _simulator(args: argparse.Namespace) -> int:
         raise UsageError(f"name the integration to simulate: {', '.join(names) or '(none)'}")
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be from 0 to 65535, got {args.port}")
-    simulator = _make_simulator(served[0], port=args.port, faults=args.faults)
+    simulator = start_simulator(served[0], port=args.port, faults=args.faults)
     try:
         print(f"Serving the {served[0].title} simulator at {simulator.url}", flush=True)
         print(f"Token: {simulator.token}", flush=True)
@@ -318,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replaced = _signals.install()
     try:
         status = COMMANDS[args.command](args)
-    except (UsageError, ConfigError, LookupFailure) as exc:
+    except (UsageError, ConfigError, IntegrationError, LookupFailure) as exc:
         kind = "configuration error" if isinstance(exc, ConfigError) else "error"
         print(f"luabridge: {kind}: {_one_line(str(exc))}", file=sys.stderr)
         status = EXIT_USAGE

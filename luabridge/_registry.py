@@ -1,19 +1,18 @@
 """What an integration declares, and how luabridge finds integrations.
 
-An integration is a module whose ``integration`` attribute is an :class:`Integration`. The built-in ones live
-in the ``integrations`` namespace package (one folder each) and are found by scanning it; a host may also
-name further modules. Both go through :func:`load_integration`, the one door.
+An integration is a module whose ``integration`` attribute is an :class:`Integration`. Installed ones, the
+built-in ones too, are found through entry points (see ``_discovery.py``); a host may also name further
+modules. All go through :func:`load_integration`, the one door.
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from ._errors import UsageError
+from ._errors import IntegrationError, UsageError
 
 Operation = Literal["read", "write"]
 
@@ -162,32 +161,25 @@ class Integration:
         return None
 
 
-BUILTIN_PACKAGE = "integrations"
+def load_integration(reference: str) -> Integration:
+    """Import ``reference`` and return its integration.
 
-
-def load_integration(module_name: str) -> Integration:
-    """Import ``module_name`` and return its ``integration``.
-
-    Raises :class:`UsageError` when the module cannot be imported or declares no integration.
+    ``reference`` is a module name, whose ``integration`` attribute is taken, or ``module:attribute``, as an
+    entry point names an object. Raises :class:`UsageError` when the module cannot be found and
+    :class:`IntegrationError` when importing it fails or what it names is not an :class:`Integration`.
     """
+    module_name, _, attribute = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UsageError(f"cannot import integration module {module_name!r}: {exc}") from exc
-    integration = getattr(module, "integration", None)
+    except Exception as exc:  # the module's own code failed: a bug in the integration, not a wrong name
+        raise IntegrationError(
+            f"importing integration module {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    integration = getattr(module, attribute or "integration", None)
     if not isinstance(integration, Integration):
-        raise UsageError(f"module {module_name!r} has no 'integration' of type luabridge.Integration")
-    return replace(integration, module=module_name)
-
-
-def builtin_integration_modules() -> list[str]:
-    """The module names of every integration folder in the ``integrations`` package, sorted."""
-    try:
-        package = importlib.import_module(BUILTIN_PACKAGE)
-    except ImportError:
-        return []
-    return sorted(
-        f"{BUILTIN_PACKAGE}.{info.name}"
-        for info in pkgutil.iter_modules(package.__path__)
-        if info.ispkg
-    )
+        raise IntegrationError(
+            f"module {module_name!r} has no {attribute or 'integration'!r} of type luabridge.Integration"
+        )
+    return replace(integration, module=reference)

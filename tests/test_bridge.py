@@ -22,7 +22,7 @@ def test_public_names_are_what_users_import():
         "CallError", "CallRecord", "ConfigError", "Function", "Integration", "IntegrationError",
         "LimitExceeded", "Limits", "LookupFailure",
         "LuabridgeError", "PermissionDenied", "PermissionRequest", "Permissions", "RemoteError", "RunError",
-        "RunResult", "Secret", "UsageError", "__version__",
+        "RunResult", "Secret", "UsageError", "__version__", "demo",
     }
     for name in luabridge.__all__:
         assert hasattr(luabridge, name)
