@@ -201,6 +201,7 @@ class FrameReader:
         while time.perf_counter() < until:
             if select.select([self.fd], [], [], 0)[0]:
                 return True
+            os.sched_yield()  # on a busy machine, the other side may be waiting for this core
         return False
 
 
