@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import luabridge
 from luabridge import _cli
 from luabridge._cli import main
 
@@ -22,7 +24,7 @@ FAULTS_GRAMMAR = "expected latency=SECONDS, a status such as 429 or 503"
 def no_accounts(monkeypatch, tmp_path):
     """No account from the environment or a real ~/.config/luabridge/accounts.toml."""
     for name in list(os.environ):
-        if name.startswith("FRESHCHAT") or name == "LUABRIDGE_CONFIG":
+        if name.startswith(("FRESHCHAT", "ECHO")) or name in ("LUABRIDGE_CONFIG", "LUABRIDGE_INTEGRATIONS"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
@@ -158,6 +160,106 @@ def test_the_returned_value_reaches_the_terminal_as_json(capsys):
     status, out, _ = cli(capsys, "run", "--in-process", "-e", r'return "\27[2J"')
     assert status == 0
     assert out.startswith('Return value: "\\u001b[2J"\n')
+
+
+# Integrations beyond the installed ones -----------------------------------------------------------------
+
+ECHO_SCRIPT = 'return app.integrations.echo.echo({text = "hi"})'
+
+
+def test_integration_names_a_module_to_load(capsys, monkeypatch):
+    monkeypatch.setenv("ECHO_TOKEN", "echo-secret")
+    status, out, err = cli(capsys, "run", "--in-process", "--integration", "echo_integration", "-e", ECHO_SCRIPT)
+    assert (status, err) == (0, "")
+    assert out.startswith('Return value: {"account": "default", "args": {"page": 1, "text": "hi"}}\n')
+
+
+def test_the_environment_names_modules_to_load(capsys, monkeypatch):
+    monkeypatch.setenv("LUABRIDGE_INTEGRATIONS", " echo_integration ,")
+    status, out, err = cli(capsys, "docs", "integrations.echo")
+    assert (status, out, err) == (0, "# Echo — Lua API Reference\n\nA test-only integration.\n", "")
+    assert cli(capsys, "docs", "integrations.echo", "--integration", "echo_integration")[0] == 0  # named twice: once
+
+
+def test_without_the_module_the_integration_is_not_there(capsys):
+    status, out, err = cli(capsys, "docs", "integrations.echo")
+    assert (status, out) == (2, "")
+    assert err.startswith("luabridge: error: Unknown doc page 'integrations.echo'.")
+
+
+@pytest.mark.parametrize(("named", "error"), [
+    ("no_such_module", "--integration: cannot import integration module 'no_such_module': "
+                       "No module named 'no_such_module'"),
+    ("json", "--integration: module 'json' has no 'integration' of type luabridge.Integration"),
+    ("echo_integration:ECHO_TOKEN", "--integration: module 'echo_integration' has no 'ECHO_TOKEN' of type "
+                                    "luabridge.Integration"),
+    ("broken_integration", "--integration: importing integration module 'broken_integration' failed: "
+                           "TypeError: a bug\nover two lines"),
+])
+@pytest.mark.parametrize("command", [["run", "-e", "return 1"], ["docs"], ["mcp"], ["simulator"]])
+def test_a_module_that_is_no_integration(capsys, tmp_path, monkeypatch, command, named, error):
+    (tmp_path / "broken_integration.py").write_text('raise TypeError("a bug\\nover two lines")\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    one_line = error.replace("\n", "\\x0a")
+    assert cli(capsys, *command, "--integration", named) == (2, "", f"luabridge: error: {one_line}\n")
+
+
+def test_two_integrations_with_one_name(capsys, tmp_path, monkeypatch):
+    (tmp_path / "other_echo.py").write_text(
+        "import dataclasses\nimport echo_integration\n"
+        "integration = dataclasses.replace(echo_integration.integration, title='Another echo')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("LUABRIDGE_INTEGRATIONS", "echo_integration")
+    assert cli(capsys, "docs", "--integration", "other_echo") == (
+        2, "", "luabridge: error: two integrations are named 'echo': module 'echo_integration' and "
+               "module 'other_echo'\n"
+    )
+
+
+# The newcomer's path ------------------------------------------------------------------------------------
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert (exit_.value.code, capsys.readouterr().out) == (0, f"luabridge {luabridge.__version__}\n")
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["docs"], ["simulator"], ["mcp"]])
+def test_help_is_plain_text(capsys, command):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith("usage: luabridge")
+    assert "``" not in out and ":class:" not in out
+
+
+def test_docs_of_the_demo(capsys):
+    status, out, err = cli(capsys, "docs", "--demo", "integrations.freshchat.work")
+    assert (status, err) == (0, "")
+    assert out.startswith("# Freshchat account 'work'\n")
+    assert "Configured accounts: default, work." in out
+
+
+def test_the_demo_bridge_serves_every_simulator_while_open():
+    with luabridge.demo(isolation=False) as bridge:
+        result = bridge.run('return app.integrations.freshchat.work.get_agent("agent-123").email')
+        url = bridge.catalog.accounts["freshchat"]["work"].url
+    assert (result.ok, result.value) == (True, "alex.rivera@acme.example")
+    assert url.startswith("http://127.0.0.1:")
+    with pytest.raises(OSError):  # the simulator stopped with the block
+        socket.create_connection(("127.0.0.1", int(url.split(":")[2].split("/")[0])), timeout=1).close()
+
+
+def test_the_readme_python_example_runs_as_pasted():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example, expected = re.search(r"```python\n(.*?)```\n\n```text\n(.*?)```", readme, re.S).groups()
+    completed = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "HOME": os.devnull})
+    assert completed.returncode == 0, completed.stderr
+    durations = re.compile(r"duration_ms=[0-9.]+")
+    assert durations.sub("duration_ms=…", completed.stdout) == durations.sub("duration_ms=…", expected)
 
 
 # Signals ------------------------------------------------------------------------------------------------
