@@ -174,6 +174,14 @@ def test_integration_names_a_module_to_load(capsys, monkeypatch):
     assert out.startswith('Return value: {"account": "default", "args": {"page": 1, "text": "hi"}}\n')
 
 
+def test_an_integration_named_as_module_and_attribute_reaches_the_worker(capsys, monkeypatch):
+    # The entry-point form "module:attribute": the worker process loads it by the same reference.
+    monkeypatch.setenv("ECHO_TOKEN", "echo-secret")
+    status, out, err = cli(capsys, "run", "--integration", "echo_integration:integration", "-e", ECHO_SCRIPT)
+    assert (status, err) == (0, "")
+    assert out.startswith('Return value: {"account": "default", "args": {"page": 1, "text": "hi"}}\n')
+
+
 def test_the_environment_names_modules_to_load(capsys, monkeypatch):
     monkeypatch.setenv("LUABRIDGE_INTEGRATIONS", " echo_integration ,")
     status, out, err = cli(capsys, "docs", "integrations.echo")
