@@ -25,7 +25,7 @@ from ._errors import (
 )
 from ._limits import DEFAULT_LIMITS, Limits
 from ._permissions import PermissionRequest, Permissions
-from ._registry import Account, AccountScheme, CallContext, Function, Integration, Secret
+from ._registry import Account, AccountKey, AccountScheme, CallContext, Function, Integration, Secret
 from ._result import CallRecord, RunError, RunResult
 
 __version__ = "0.1.0"
@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Account",
     "AccountError",
+    "AccountKey",
     "AccountScheme",
     "ArgumentError",
     "Bridge",

@@ -21,6 +21,11 @@ For an integration whose :class:`AccountScheme` has ``env_prefix`` ``P`` (e.g. `
       url = "https://work.helpdesk.example"
       token = "..."
 
+Keys. What an account may set is what its scheme declares (:class:`AccountKey`; by default ``url`` and
+``token``): each key ``k`` is ``k`` in the file and ``P_K`` / ``P_<ALIAS>_K`` in the environment, and a
+secret key may also be given in the file as ``k_env``. A key the scheme does not declare is refused with
+the closest declared one suggested; a required key must be set for every account that sets anything.
+
 Precedence: per field, the environment overrides the file (a ``P_WORK_TOKEN`` replaces the token of
 ``[helpdesk.work]`` and keeps its ``url``). Every account named by either source exists; the ``default``
 account always exists, with the scheme's default URL and no token when nothing configures it.
@@ -34,11 +39,12 @@ from its message.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, quote_plus, unquote
 
 try:
@@ -47,10 +53,9 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from ._errors import ConfigError
-from ._registry import Account, AccountScheme, Secret
+from ._registry import Account, AccountKey, AccountScheme, AccountSource, Secret
 
 DEFAULT_ALIAS = "default"
-FILE_KEYS = ("token", "token_env", "url")
 MAX_FILE_BYTES = 1024 * 1024
 # The TOML parser's work grows with the square of a dotted key's length; no accounts file needs long keys.
 MAX_DOTS_PER_LINE = 64
@@ -66,8 +71,18 @@ _TOML_TYPES = {
     str: "a string", bool: "a boolean", int: "an integer", float: "a float", list: "an array", dict: "a table"
 }
 
-# alias -> field ("url" or "token") -> (value, where it came from)
-_Fields = dict[str, dict[str, tuple[str, str]]]
+
+
+class _Setting(NamedTuple):
+    """One key's value for one account, with where it was set: the words for messages, and the source."""
+
+    value: str
+    where: str
+    source: AccountSource
+
+
+# alias -> key name ("url", "token", ...) -> its setting
+_Fields = dict[str, dict[str, _Setting]]
 
 
 class _HasAccounts(Protocol):
@@ -98,18 +113,22 @@ def load_accounts(
     for integration in integrations:
         fields = every_fields[integration.name] = {DEFAULT_ALIAS: {}}
         if integration.name in document:
-            _overlay(fields, _file_fields(integration.name, document[integration.name], path, environ))
+            _overlay(fields, _file_fields(integration, document[integration.name], path, environ))
         _overlay(fields, _env_fields(integration.accounts, environ))
-    # Any token may turn up pasted into any URL, so each URL error is cleaned of all of them.
+    # Any secret may turn up pasted into any URL, so each URL error is cleaned of all of them.
     tokens = [
-        values["token"][0] for fields in every_fields.values() for values in fields.values() if "token" in values
+        setting.value
+        for integration in integrations
+        for values in every_fields[integration.name].values()
+        for name, setting in values.items()
+        if _key(integration.accounts, name).secret
     ]
     accounts: dict[str, dict[str, Account]] = {}
     for integration in integrations:
         fields = every_fields[integration.name]
         ordered = [DEFAULT_ALIAS] + sorted(alias for alias in fields if alias != DEFAULT_ALIAS)
         accounts[integration.name] = {
-            alias: _account(integration, alias, fields[alias], tokens) for alias in ordered
+            alias: _account(integration, alias, fields[alias], tokens, path) for alias in ordered
         }
     return accounts
 
@@ -177,10 +196,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
 
 
-def _file_fields(name: str, section: Any, path: Path, environ: Mapping[str, str]) -> _Fields:
+def _file_fields(integration: _HasAccounts, section: Any, path: Path, environ: Mapping[str, str]) -> _Fields:
     """Read ``[name.<alias>]`` tables into fields, checking keys and types."""
+    name, scheme = integration.name, integration.accounts
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: '{name}' must be a table of accounts such as [{name}.default]")
+    valid = sorted(
+        spelling for key in scheme.keys for spelling in ((key.name, f"{key.name}_env") if key.secret else (key.name,))
+    )
     fields: _Fields = {}
     for alias, table in section.items():
         where = f"{path} [{name}.{alias}]"
@@ -191,31 +214,45 @@ def _file_fields(name: str, section: Any, path: Path, environ: Mapping[str, str]
             )
         _check_alias(alias, where)
         for key, value in table.items():
-            if key not in FILE_KEYS:
-                raise ConfigError(f"{where}: unknown key '{key}'; valid keys: {', '.join(FILE_KEYS)}")
+            if key not in valid:
+                raise ConfigError(f"{where}: unknown key '{key}';{_did_you_mean(key, valid)} valid keys: "
+                                  f"{', '.join(valid)}")
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: '{key}' must be a string, not {_toml_type(value)}")
         account = fields[alias] = {}
-        if "url" in table:
-            account["url"] = (table["url"], f"{where} url")
-        if "token" in table and "token_env" in table:
-            raise ConfigError(f"{where}: give either 'token' or 'token_env', not both")
-        if "token" in table:
-            if not table["token"]:
-                raise ConfigError(f"{where}: 'token' is empty")
-            account["token"] = (table["token"], f"{where} token")
-        elif "token_env" in table:
-            variable = table["token_env"]
-            if not _VARIABLE.fullmatch(variable):
-                # Not echoed: what is not a variable name may well be the token itself.
-                raise ConfigError(
-                    f"{where}: 'token_env' must name an environment variable (letters, digits and '_'); "
-                    "to give the token itself, use 'token'"
-                )
-            if not environ.get(variable):
-                raise ConfigError(f"{where}: token_env names {variable}, which is not set")
-            account["token"] = (environ[variable], variable)
+        for key in scheme.keys:
+            setting = _file_setting(key, table, where, environ)
+            if setting is not None:
+                account[key.name] = setting
     return fields
+
+
+def _file_setting(key: AccountKey, table: Mapping[str, str], where: str, environ: Mapping[str, str]) -> _Setting | None:
+    """The value of ``key`` in one account's table: given inline, or for a secret, named by ``<key>_env``."""
+    indirect = f"{key.name}_env"
+    if key.name in table and indirect in table:
+        raise ConfigError(f"{where}: give either '{key.name}' or '{indirect}', not both")
+    if key.name in table:
+        if key.secret and not table[key.name]:
+            raise ConfigError(f"{where}: '{key.name}' is empty")
+        return _Setting(table[key.name], f"{where} {key.name}", "file")
+    if indirect not in table:
+        return None
+    variable = table[indirect]
+    if not _VARIABLE.fullmatch(variable):
+        # Not echoed: what is not a variable name may well be the secret itself.
+        raise ConfigError(
+            f"{where}: '{indirect}' must name an environment variable (letters, digits and '_'); "
+            f"to give the {key.name} itself, use '{key.name}'"
+        )
+    if not environ.get(variable):
+        raise ConfigError(f"{where}: {indirect} names {variable}, which is not set")
+    return _Setting(environ[variable], variable, "file")
+
+
+def _did_you_mean(given: str, choices: Sequence[str]) -> str:
+    matches = difflib.get_close_matches(given, list(choices), n=1, cutoff=0.6)
+    return f" did you mean '{matches[0]}'?" if matches else ""
 
 
 def _env_fields(scheme: AccountScheme, environ: Mapping[str, str]) -> _Fields:
@@ -223,7 +260,8 @@ def _env_fields(scheme: AccountScheme, environ: Mapping[str, str]) -> _Fields:
     prefix = f"{scheme.env_prefix}_"
     # Longest suffix first, so ``WORK_ACCESS_TOKEN`` is account ``work`` rather than ``work_access``.
     suffixes = sorted(
-        [("URL", "url"), ("TOKEN", "token")] + [(alias, "token") for alias in scheme.token_aliases],
+        [(suffix, key.name) for key in scheme.keys for suffix in key.env_suffixes]
+        + [(alias, "token") for alias in scheme.token_aliases],
         key=lambda pair: -len(pair[0]),
     )
     found: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -247,7 +285,7 @@ def _env_fields(scheme: AccountScheme, environ: Mapping[str, str]) -> _Fields:
             names = " and ".join(variable for variable, _ in settings)
             raise ConfigError(f"{names} set the {field} of account '{alias}' to different values; keep one")
         variable, value = settings[0]
-        fields.setdefault(alias, {})[field] = (value, variable)
+        fields.setdefault(alias, {})[field] = _Setting(value, variable, "env")
     return fields
 
 
@@ -258,28 +296,66 @@ def _overlay(fields: _Fields, newer: _Fields) -> None:
 
 
 def _account(
-    integration: _HasAccounts, alias: str, values: Mapping[str, tuple[str, str]], tokens: Sequence[str]
+    integration: _HasAccounts, alias: str, values: Mapping[str, _Setting], tokens: Sequence[str], path: Path | None
 ) -> Account:
     scheme = integration.accounts
-    url, where = values.get("url", (scheme.default_url, f"the default URL of {integration.name}"))
+    url, where, _ = values.get("url", _Setting(scheme.default_url, f"the default URL of {integration.name}", "env"))
     try:
         normalized = scheme.normalize_url(url)
     except ConfigError as exc:
         # Not chained: the scheme's own message is the one that may quote a secret.
         message = _redact(str(exc), [*tokens, *_url_credentials(url)])
         raise ConfigError(f"{where}: {message}") from None
+    # The account comes from where its token does, else its URL; one that nothing set is the environment's.
+    first = values.get("token") or values.get("url") or next(iter(values.values()), None)
+    source: AccountSource = first.source if first is not None else "env"
+    settings: dict[str, str | Secret] = {}
+    for key in scheme.keys:
+        setting = values.get(key.name)
+        if setting is None:
+            if key.required and values:
+                raise ConfigError(_missing(integration, alias, key, source, path))
+            if key.default is None or key.name in ("url", "token"):
+                continue
+            setting = _Setting(key.default, "", source)
+        if key.secret and _NOT_IN_TOKENS.search(setting.value):
+            raise ConfigError(
+                f"{setting.where}: the {key.name} of account '{alias}' contains a control character or "
+                "whitespace; copy it again without spaces or line breaks"
+            )
+        if key.name not in ("url", "token"):
+            settings[key.name] = Secret(setting.value) if key.secret else setting.value
     token = values.get("token")
-    if token and _NOT_IN_TOKENS.search(token[0]):
-        raise ConfigError(
-            f"{token[1]}: the token of account '{alias}' contains a control character or whitespace; "
-            "copy it again without spaces or line breaks"
-        )
+    if token is not None:
+        token_setting = token.where
+    elif source == "file":
+        token_setting = f"{path} [{integration.name}.{alias}]"
+    else:
+        token_setting = env_variable(scheme, alias, "TOKEN")
     return Account(
         integration=integration.name,
         alias=alias,
         url=normalized,
-        token=Secret(token[0]) if token else None,
+        token=Secret(token.value) if token else None,
+        settings=settings,
+        source=source,
+        token_setting=token_setting,
     )
+
+
+def _missing(integration: _HasAccounts, alias: str, key: AccountKey, source: AccountSource, path: Path | None) -> str:
+    """The message for an account that lacks a required key, naming where the user configured it."""
+    what = f" ({key.description})" if key.description else ""
+    if source == "file":
+        return f"{path} [{integration.name}.{alias}]: missing required key '{key.name}'{what}"
+    variable = env_variable(integration.accounts, alias, key.name.upper())
+    return f"account '{alias}' of {integration.name} needs '{key.name}'{what}; set {variable}"
+
+
+def _key(scheme: AccountScheme, name: str) -> AccountKey:
+    key = scheme.key(name)
+    assert key is not None, name  # fields are only ever read for declared keys
+    return key
 
 
 def _url_credentials(url: str) -> list[str]:

@@ -8,6 +8,7 @@ modules. All go through :func:`load_integration`, the one door.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -47,18 +48,60 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
+AccountSource = Literal["env", "file", "host"]
+
+
 @dataclass(frozen=True)
 class Account:
-    """One configured account of one integration: its alias, base URL and token."""
+    """One configured account of one integration: its alias, base URL, token and further settings.
+
+    ``settings`` holds the values of the scheme's other declared keys (``account.settings["region"]``);
+    a secret one is a :class:`Secret`. ``source`` says who configured the account (``"env"``: the
+    environment, ``"file"``: the accounts file, ``"host"``: the host's own code) and ``token_setting``
+    where its token is set, or would be (``HELPDESK_WORK_TOKEN``, ``accounts.toml [helpdesk.work] token``),
+    so that advice names the place the user can change; neither takes part in comparisons.
+    """
 
     integration: str
     alias: str
     url: str
     token: Secret | None = field(default=None)
+    settings: Mapping[str, str | Secret] = field(default_factory=dict, hash=False)
+    source: AccountSource = field(default="host", compare=False)
+    token_setting: str | None = field(default=None, compare=False)
 
     @property
     def configured(self) -> bool:
         return self.token is not None
+
+
+@dataclass(frozen=True)
+class AccountKey:
+    """One setting of an integration's accounts, as the accounts file and the environment spell it.
+
+    ``name`` is the key in an ``[<name>.<alias>]`` table and, upper-cased, the suffix of its variable
+    (``region``: ``<PREFIX>_REGION``, ``<PREFIX>_<ALIAS>_REGION``); ``env_aliases`` are further suffixes
+    accepted for it. A ``secret`` value is held as a :class:`Secret`, refused when it holds whitespace or a
+    control character, and may be given in the file as ``<name>_env``, the name of a variable holding it.
+    A ``required`` key must be set for every account that is configured at all; ``default`` is the value
+    of a key that is not set.
+    """
+
+    name: str
+    secret: bool = False
+    required: bool = False
+    default: str | None = None
+    env_aliases: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def env_suffixes(self) -> tuple[str, ...]:
+        return (self.name.upper(), *self.env_aliases)
+
+
+URL_KEY = AccountKey("url", description="the service's base URL; the integration completes and checks it")
+TOKEN_KEY = AccountKey("token", secret=True, description="the credential sent with every request")
+_KEY_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -68,13 +111,38 @@ class AccountScheme:
     ``env_prefix`` names the environment variables (``<PREFIX>_URL``, ``<PREFIX>_TOKEN``,
     ``<PREFIX>_<ALIAS>_URL``, ``<PREFIX>_<ALIAS>_TOKEN``); ``token_aliases`` are further suffixes accepted
     for a token (``ACCESS_TOKEN`` gives ``<PREFIX>_ACCESS_TOKEN``); ``normalize_url`` turns what a user
-    wrote into the base URL and raises :class:`ConfigError` when it cannot.
+    wrote into the base URL and raises :class:`ConfigError` when it cannot. ``keys`` declares the
+    settings an account may have besides ``url`` and ``token``, which every scheme has (declare them too
+    to describe them or give them aliases); their values end up in :attr:`Account.settings`. Raises
+    :class:`IntegrationError` for a key that cannot be spelled, that repeats, or a ``token`` that is not
+    secret.
     """
 
     env_prefix: str
     default_url: str
     normalize_url: Callable[[str], str]
     token_aliases: tuple[str, ...] = ()
+    keys: tuple[AccountKey, ...] = ()
+
+    def __post_init__(self) -> None:
+        declared = {key.name for key in self.keys}
+        keys = (*(key for key in (URL_KEY, TOKEN_KEY) if key.name not in declared), *self.keys)
+        names = [key.name for key in keys]
+        for name in names:
+            if not _KEY_NAME.fullmatch(name) or name.endswith("_env"):
+                raise IntegrationError(
+                    f"account key {name!r} of {self.env_prefix} must be lower-case letters, digits and '_', "
+                    "starting with a letter and not ending in '_env'"
+                )
+        if len(set(names)) != len(names):
+            raise IntegrationError(f"account keys of {self.env_prefix} repeat a name: {', '.join(names)}")
+        if not next(key for key in keys if key.name == "token").secret:
+            raise IntegrationError(f"the account key 'token' of {self.env_prefix} must be secret")
+        object.__setattr__(self, "keys", keys)
+
+    def key(self, name: str) -> AccountKey | None:
+        """The declared key called ``name``, or ``None``."""
+        return next((key for key in self.keys if key.name == name), None)
 
 
 @dataclass
@@ -114,7 +182,8 @@ class Function:
 
     ``parameters`` is the JSON Schema (an ``object`` schema) of its named arguments; each property
     carries a ``description`` and may carry a ``default``. ``handler(client, args, ctx)`` performs the
-    call with validated ``args`` (defaults filled in) and returns JSON-like data.
+    call with validated ``args`` (defaults filled in) and returns JSON-like data; without one, the
+    client's method of the function's name is called as ``client.<name>(args, ctx)``.
     """
 
     name: str
@@ -122,8 +191,29 @@ class Function:
     description: str
     operation: Operation
     parameters: Mapping[str, Any]
-    handler: Handler
+    handler: Handler = None  # type: ignore[assignment]  # filled in by __post_init__
     examples: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.handler is None:
+            object.__setattr__(self, "handler", _client_method(self.name))
+
+
+def _client_method(name: str) -> Handler:
+    """The handler that calls ``client.<name>(args, ctx)``; a client without that method is a broken
+    integration, said so when the function is first called."""
+
+    def handler(client: Any, args: Mapping[str, Any], ctx: CallContext) -> Any:
+        method = getattr(client, name, None)
+        if not callable(method):
+            raise IntegrationError(
+                f"{type(client).__name__} has no method {name!r}, which the function {name!r} calls "
+                "since it gives no handler"
+            )
+        return method(args, ctx)
+
+    handler.__qualname__ = f"client.{name}"
+    return handler
 
 
 @dataclass(frozen=True)

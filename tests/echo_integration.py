@@ -55,7 +55,6 @@ def _function(name, operation="read", properties=None, required=(), summary=None
         description=f"The {name} test function, for the test suite.",
         operation=operation,
         parameters=schema,
-        handler=lambda client, args, ctx: getattr(client, name)(args, ctx),
     )
 
 

@@ -18,8 +18,8 @@ from luabridge import Bridge, Permissions, RunResult, UsageError
 def test_public_names_are_what_users_import():
     assert luabridge.__all__ == sorted(luabridge.__all__)
     assert set(luabridge.__all__) == {
-        "DEFAULT_LIMITS", "Account", "AccountError", "AccountScheme", "ArgumentError", "Bridge", "CallContext",
-        "CallError", "CallRecord", "ConfigError", "Function", "Integration", "IntegrationError",
+        "DEFAULT_LIMITS", "Account", "AccountError", "AccountKey", "AccountScheme", "ArgumentError", "Bridge",
+        "CallContext", "CallError", "CallRecord", "ConfigError", "Function", "Integration", "IntegrationError",
         "LimitExceeded", "Limits", "LookupFailure",
         "LuabridgeError", "PermissionDenied", "PermissionRequest", "Permissions", "RemoteError", "RunError",
         "RunResult", "Secret", "UsageError", "__version__", "demo",

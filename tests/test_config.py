@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from luabridge._config import describe_accounts, env_variable, load_accounts
-from luabridge._errors import ConfigError
-from luabridge._registry import Account, AccountScheme, Secret
+from luabridge._errors import ConfigError, IntegrationError
+from luabridge._registry import Account, AccountKey, AccountScheme, Secret
 
 DEFAULT_URL = "https://api.demo.test/v1"
 
@@ -166,7 +166,9 @@ FILE_ERRORS = [
     ('demo = 1\n', ": 'demo' must be a table of accounts such as [demo.default]"),
     ('[demo]\nurl = "https://x.test"\n',
      ": 'demo.url' must be a table of account settings such as [demo.default], not a string"),
-    ('[demo.work]\ntokn = "t"\n', " [demo.work]: unknown key 'tokn'; valid keys: token, token_env, url"),
+    ('[demo.work]\ntokn = "t"\n',
+     " [demo.work]: unknown key 'tokn'; did you mean 'token'? valid keys: token, token_env, url"),
+    ('[demo.work]\nregion = "eu"\n', " [demo.work]: unknown key 'region'; valid keys: token, token_env, url"),
     ('[demo.work]\nurl = 5\n', " [demo.work]: 'url' must be a string, not an integer"),
     ('[demo.work]\ntoken = true\n', " [demo.work]: 'token' must be a string, not a boolean"),
     ('[demo.work]\ntoken = "t"\ntoken_env = "T"\n',
@@ -287,3 +289,103 @@ def test_a_url_error_hides_every_token_and_the_urls_credentials(home, url, shown
         load_accounts([DEMO, ECHO], environ=environ)
     assert str(caught.value) == f"ECHO_URL: cannot use '{shown}' ({shown.lower()})"
     assert caught.value.__cause__ is None
+
+
+REGIONAL = SimpleNamespace(name="regional", accounts=AccountScheme(
+    env_prefix="REGIONAL", default_url="https://regional.test", normalize_url=normalize,
+    keys=(
+        AccountKey("region", required=True, env_aliases=("ZONE",), description="the data centre, such as eu"),
+        AccountKey("signing_key", secret=True),
+        AccountKey("tier", default="free"),
+    ),
+))
+
+
+def load_regional(home: Path, env: dict[str, str], **options) -> dict[str, Account]:
+    return load_accounts([REGIONAL], environ={"HOME": str(home), **env}, **options)["regional"]
+
+
+def test_a_scheme_without_keys_declares_url_and_token():
+    assert [key.name for key in DEMO.accounts.keys] == ["url", "token"]
+    assert [key.name for key in REGIONAL.accounts.keys] == ["url", "token", "region", "signing_key", "tier"]
+
+
+def test_declared_keys_come_from_the_environment_into_settings(home):
+    accounts = load_regional(home, {"REGIONAL_TOKEN": "t", "REGIONAL_REGION": "eu",
+                                    "REGIONAL_WORK_ZONE": "us", "REGIONAL_WORK_SIGNING_KEY": "k-secret"})
+    assert accounts["default"].settings == {"region": "eu", "tier": "free"}
+    work = accounts["work"]
+    assert work.settings == {"region": "us", "signing_key": Secret("k-secret"), "tier": "free"}
+    assert work.settings["signing_key"].reveal() == "k-secret"
+    assert "k-secret" not in repr(accounts)
+
+
+def test_declared_keys_come_from_the_file_and_secrets_may_name_a_variable(home):
+    path = accounts_file(home, """
+[regional.work]
+token = "t"
+region = "ap"
+signing_key_env = "MY_SIGNING_KEY"
+tier = "gold"
+""")
+    work = load_regional(home, {"MY_SIGNING_KEY": "k-env", "REGIONAL_WORK_TIER": "platinum"}, config_path=path)["work"]
+    assert work == Account("regional", "work", "https://regional.test", Secret("t"),
+                           settings={"region": "ap", "signing_key": Secret("k-env"), "tier": "platinum"})
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[regional.work]\nregoin = "eu"\n', " [regional.work]: unknown key 'regoin'; did you mean 'region'? valid keys: "
+     "region, signing_key, signing_key_env, tier, token, token_env, url"),
+    ('[regional.work]\ntier_env = "X"\n', " [regional.work]: unknown key 'tier_env'; did you mean 'token_env'? "
+     "valid keys: region, signing_key, signing_key_env, tier, token, token_env, url"),
+    ('[regional.work]\nregion = "eu"\nsigning_key = "k"\nsigning_key_env = "K"\n',
+     " [regional.work]: give either 'signing_key' or 'signing_key_env', not both"),
+    ('[regional.work]\nregion = "eu"\nsigning_key_env = "NOT_SET"\n',
+     " [regional.work]: signing_key_env names NOT_SET, which is not set"),
+    ('[regional.work]\nregion = "eu"\nsigning_key = "k k"\n', " [regional.work] signing_key: the signing_key of "
+     "account 'work' contains a control character or whitespace; copy it again without spaces or line breaks"),
+    ('[regional.work]\ntoken = "t"\n',
+     " [regional.work]: missing required key 'region' (the data centre, such as eu)"),
+])
+def test_declared_key_errors_in_the_file(home, text, message):
+    path = accounts_file(home, text)
+    with pytest.raises(ConfigError) as caught:
+        load_regional(home, {}, config_path=path)
+    assert str(caught.value) == f"{path}{message}"
+
+
+def test_a_required_key_is_required_only_of_accounts_that_set_something(home):
+    assert load_regional(home, {})["default"].settings == {"tier": "free"}
+    with pytest.raises(ConfigError) as caught:
+        load_regional(home, {"REGIONAL_WORK_TOKEN": "t"})
+    assert str(caught.value) == ("account 'work' of regional needs 'region' (the data centre, such as eu); "
+                                 "set REGIONAL_WORK_REGION")
+
+
+@pytest.mark.parametrize(("keys", "message"), [
+    ((AccountKey("Region"),), "account key 'Region' of BAD must be lower-case letters, digits and '_', starting "
+                              "with a letter and not ending in '_env'"),
+    ((AccountKey("key_env"),), "account key 'key_env' of BAD must be lower-case letters, digits and '_', "
+                               "starting with a letter and not ending in '_env'"),
+    ((AccountKey("tier"), AccountKey("tier")), "account keys of BAD repeat a name: url, token, tier, tier"),
+    ((AccountKey("token"),), "the account key 'token' of BAD must be secret"),
+])
+def test_a_scheme_with_broken_keys_is_an_integration_error(keys, message):
+    with pytest.raises(IntegrationError) as caught:
+        AccountScheme(env_prefix="BAD", default_url="https://bad.test", normalize_url=normalize, keys=keys)
+    assert str(caught.value) == message
+
+
+def test_where_an_account_and_its_token_were_set(home):
+    path = accounts_file(home, '[demo.filed]\ntoken = "t"\n[demo.named]\ntoken_env = "MY_T"\n'
+                               '[demo.bare]\nurl = "https://bare.test"\n[demo.mixed]\nurl = "https://m.test"\n')
+    accounts = load(home, {"MY_T": "t", "DEMO_MIXED_ACCESS_TOKEN": "t", "DEMO_ENV_URL": "https://e.test"},
+                    config_path=path)["demo"]
+    assert {alias: (account.source, account.token_setting) for alias, account in accounts.items()} == {
+        "default": ("env", "DEMO_TOKEN"),
+        "bare": ("file", f"{path} [demo.bare]"),
+        "env": ("env", "DEMO_ENV_TOKEN"),
+        "filed": ("file", f"{path} [demo.filed] token"),
+        "mixed": ("env", "DEMO_MIXED_ACCESS_TOKEN"),
+        "named": ("file", "MY_T"),
+    }

@@ -11,8 +11,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from luabridge._errors import ConfigError
-from luabridge._registry import AccountScheme
+from luabridge import AccountScheme, ConfigError
 
 API_PATH = "/v2"
 # One DNS label; a bare account name is one too.

@@ -2,15 +2,16 @@
 
 Summaries, parameter descriptions and examples are the reference's (``reference.md``) word for word;
 the longer descriptions and the read/write operations come from the integration's metadata. Validation,
-the per-function doc pages and the dispatch to the client are all driven from this one table, and
-``tests/freshchat/test_spec.py`` checks it against the reference.
+the per-function doc pages and the dispatch to the client (each function is served by the client's
+method of the same name) are all driven from this one table, and ``tests/freshchat/test_spec.py`` checks
+it against the reference.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from luabridge._registry import Function
+from luabridge import Function
 
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -47,7 +48,6 @@ FUNCTIONS: tuple[Function, ...] = (
             },
             "inbox_id": _string("Filter by inbox ID"),
         }),
-        handler=lambda client, args, ctx: client.list_conversations(args, ctx),
         examples=(
             '-- List open conversations\n'
             'local result = app.integrations.freshchat.list_conversations({\n'
@@ -73,7 +73,6 @@ FUNCTIONS: tuple[Function, ...] = (
                     "participants, and metadata.",
         operation="read",
         parameters=_schema({"id": _string("The conversation ID")}, required=("id",)),
-        handler=lambda client, args, ctx: client.get_conversation(args, ctx),
         examples=(
             'local result = app.integrations.freshchat.get_conversation({\n'
             '  id = "abc-123-def"\n'
@@ -93,7 +92,6 @@ FUNCTIONS: tuple[Function, ...] = (
             "initial_message": _string("First message in the conversation"),
             "channel_id": _string("Optional channel ID for routing"),
         }, required=("user_id", "initial_message")),
-        handler=lambda client, args, ctx: client.create_conversation(args, ctx),
         examples=(
             'local result = app.integrations.freshchat.create_conversation({\n'
             '  user_id = "user-456",\n'
@@ -110,7 +108,6 @@ FUNCTIONS: tuple[Function, ...] = (
                     "as name, email, and availability status.",
         operation="read",
         parameters=_schema({"page": _PAGE, "per_page": _PER_PAGE}),
-        handler=lambda client, args, ctx: client.list_agents(args, ctx),
         examples=(
             'local result = app.integrations.freshchat.list_agents({\n'
             '  page = 1,\n'
@@ -129,7 +126,6 @@ FUNCTIONS: tuple[Function, ...] = (
                     "availability, and assigned conversations.",
         operation="read",
         parameters=_schema({"id": _string("The agent ID")}, required=("id",)),
-        handler=lambda client, args, ctx: client.get_agent(args, ctx),
         examples=(
             'local result = app.integrations.freshchat.get_agent({\n'
             '  id = "agent-123"\n'
@@ -145,7 +141,6 @@ FUNCTIONS: tuple[Function, ...] = (
                     "routing conversations.",
         operation="read",
         parameters=_schema({"page": _PAGE, "per_page": _PER_PAGE}),
-        handler=lambda client, args, ctx: client.list_groups(args, ctx),
         examples=(
             'local result = app.integrations.freshchat.list_groups({\n'
             '  page = 1,\n'
@@ -164,7 +159,6 @@ FUNCTIONS: tuple[Function, ...] = (
                     "credentials and identifying the connected account.",
         operation="read",
         parameters=_schema({}),
-        handler=lambda client, args, ctx: client.get_current_user(args, ctx),
         examples=(
             'local result = app.integrations.freshchat.get_current_user({})\n'
             'print("Logged in as: " .. (result.first_name or "") .. " " .. (result.last_name or ""))\n'
