@@ -2,11 +2,13 @@
 local fc = app.integrations.freshchat
 
 -- Calls `f(...)` under pcall, insists that it fails, and returns the message without the position
--- (`script:12: `) in front; `probe` below checks positions.
+-- (`script:12: `) in front; `probe` below checks positions. A caught error is a table of facts that acts
+-- as its message.
 local function failure(f, ...)
   local ok, err = pcall(f, ...)
   assert(not ok, "expected an error")
-  assert(type(err) == "string", "the error value is a string, got " .. type(err))
+  assert(type(err) == "table", "the error value is a table, got " .. type(err))
+  assert(type(err.type) == "string" and err.message == tostring(err), "the error value has its facts")
   return (err:gsub("^script:%d+: ", ""))
 end
 local function expect(actual, wanted)
@@ -57,7 +59,7 @@ expect(failure(fc.create_conversation, {user_id = "user-456", initial_message = 
 local function probe(code)
   local ok, err = pcall(load(code, "=probe"))
   assert(not ok, "expected an error from: " .. code)
-  return err
+  return tostring(err)
 end
 local FUNCTIONS = "Functions: list_conversations, get_conversation, create_conversation, list_agents, get_agent, "
   .. "list_groups, get_current_user"
@@ -81,6 +83,13 @@ expect(probe("local agent = app.integrations.freshchat.get_agent(5)"),
   "probe:1: freshchat.get_agent: parameter 'id' must be a string, got a number 5")
 expect(probe("\n\nlocal agent = app.integrations.freshchat.get_agent('no-such-agent')"),
   "probe:3: freshchat.get_agent: HTTP 404 AGENT_NOT_FOUND: agent not found")
+
+-- The facts of an HTTP error, read without parsing its message.
+local _, err = pcall(fc.get_agent, "no-such-agent")
+assert(err.type == "http" and err.status == 404 and err["function"] == "freshchat.get_agent", tostring(err))
+assert(err.account == "default" and err:find("404", 1, true))
+local _, work_err = pcall(fc.work.get_agent, "no-such-agent")
+assert(work_err.account == "work", tostring(work_err))
 
 -- A caught error leaves the script free to go on: the next call works.
 local agent = fc.get_agent("agent-123")

@@ -9,6 +9,7 @@ with the account's token and keeps the call log in :class:`RunEvents`, so a kill
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -42,9 +43,41 @@ class RunEvents:
     def call_started(self, record: CallRecord) -> None:
         self.calls.append(record)
 
-    def ask(self, request: PermissionRequest) -> bool:
-        assert self.permissions.ask is not None
-        return bool(self.permissions.ask(request))
+    def ask(self, request: PermissionRequest, deadline: float) -> bool:
+        """The host's ``ask`` callback's answer to ``request``: ``True`` allows the call, ``False`` declines it.
+
+        The callback runs in a thread of its own, so the run's ``deadline`` bounds the wait, not the
+        callback. Raises :class:`LimitExceeded` (kind ``timeout``) when it has not answered by ``deadline``
+        and :class:`PermissionDenied` when it answers anything but a boolean (``"no"`` is not a yes);
+        re-raises what the callback raises.
+        """
+        ask = self.permissions.ask
+        assert ask is not None
+        answer: list[Any] = []
+        failure: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                answer.append(ask(request))
+            except BaseException as exc:  # handed to the run's thread, which reports it
+                failure.append(exc)
+
+        asking = threading.Thread(target=call, name=f"luabridge ask {request.function}", daemon=True)
+        asking.start()
+        asking.join(max(0.0, deadline - time.monotonic()))
+        if asking.is_alive():
+            raise LimitExceeded(
+                f"{request.function}: the host's ask callback did not answer before the run's time limit; "
+                "nothing was sent", kind="timeout",
+            )
+        if failure:
+            raise failure[0]
+        if not isinstance(answer[0], bool):
+            raise PermissionDenied(
+                f"{request.function}: permission denied: the host's ask callback answered a non-boolean "
+                f"({type(answer[0]).__name__}), so the call is denied; nothing was sent"
+            )
+        return answer[0]
 
 
 class ScriptHost:
@@ -124,7 +157,12 @@ class RunHost(ScriptHost):
             # Cut short by the deadline: whether it took effect is not known.
             record.ok = None if isinstance(exc, LimitExceeded) and exc.kind == "timeout" else False
             record.error = message
-            return ("trip" if isinstance(exc, LimitExceeded) else "error", exc.kind, message)
+            if isinstance(exc, LimitExceeded):
+                return ("trip", exc.kind, message)
+            # The error's facts travel with its words: the script reads them as fields (see _kernel.lua).
+            status, code = getattr(exc, "status", None), getattr(exc, "code", None)
+            return ("error", exc.kind, message, exc.function, exc.account,
+                    status if type(status) is int else None, code if type(code) in (str, int) else None)
         except Exception:
             logger.exception("internal error in %s", target.qualified_name)
             record.ok = False
@@ -150,13 +188,13 @@ class RunHost(ScriptHost):
         args = self.catalog.validators[target.integration.name, target.function.name].bind(raw, nargs)
         operation = target.function.operation
         decision = self.permissions.decision(operation)
-        if decision == "ask":
-            request = PermissionRequest(name, target.alias, operation, args)
-            decision = "allow" if self.events.ask(request) else "deny"
         if decision == "deny":
             raise PermissionDenied(
                 f"{name}: permission denied: the host does not allow {operation} functions; nothing was sent"
             )
+        if decision == "ask" and not self.events.ask(PermissionRequest(name, target.alias, operation, args),
+                                                     self.deadline):
+            raise PermissionDenied(f"{name}: permission denied: declined by the host; nothing was sent")
         if not ctx.account.configured:
             raise AccountError(_not_configured(target))
         client = self.catalog.client(target.integration, target.alias)
@@ -175,9 +213,14 @@ def _token(target: Target) -> str | None:
 
 
 def _not_configured(target: Target) -> str:
-    scheme, alias = target.integration.accounts, target.alias
-    return (
-        f"{target.qualified_name}: account '{alias}' of {target.integration.name} has no token; "
-        f"set {env_variable(scheme, alias, 'TOKEN')} (and {env_variable(scheme, alias, 'URL')}), "
-        "or add it to the accounts file; nothing was sent"
-    )
+    """Advice for an account without a token, naming only the place its settings came from."""
+    scheme, account = target.integration.accounts, target.account
+    missing = f"{target.qualified_name}: account '{account.alias}' of {target.integration.name} has no token"
+    if account.source == "env":
+        return (
+            f"{missing}; set {env_variable(scheme, account.alias, 'TOKEN')} "
+            f"(and {env_variable(scheme, account.alias, 'URL')}), or add it to the accounts file; nothing was sent"
+        )
+    if account.source == "file":
+        return f"{missing}; add 'token' or 'token_env' to {account.token_setting}; nothing was sent"
+    return f"{missing}; the host running this script did not give it one; nothing was sent"

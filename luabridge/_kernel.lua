@@ -23,10 +23,11 @@ local real_pcall, real_xpcall, real_error, real_load = pcall, xpcall, error, loa
 local real_setmetatable, real_getmetatable = setmetatable, getmetatable
 local rawget, rawset, rawequal, rawlen, next, type, select = rawget, rawset, rawequal, rawlen, next, type, select
 local tostring, tonumber, ipairs, pairs = tostring, tonumber, ipairs, pairs
+local math_tointeger = math.tointeger
 local co_create, co_resume, co_wrap, co_close = coroutine.create, coroutine.resume, coroutine.wrap, coroutine.close
 local co_status = coroutine.status
 local s_rep, s_format, s_gsub, s_byte, s_find = string.rep, string.format, string.gsub, string.byte, string.find
-local s_sub = string.sub
+local s_sub, s_match = string.sub, string.match
 local utf8_len = utf8.len
 local t_concat, t_sort, t_pack, t_unpack = table.concat, table.sort, table.pack, table.unpack
 local math_type, math_huge = math.type, math.huge
@@ -111,12 +112,63 @@ local function after_catch(ok, ...)
 end
 
 -- Error kinds of the messages the bridge raised, so the host can report a script's uncaught error
--- with the right type.
+-- with the right type, even when the script re-raises the message as a string.
 local ERROR_KINDS = {}
+
+-- Errors as facts. A bridge error is a table a script can read (`err.type`, `err.status`...) that acts as
+-- its message wherever a string would be used (tostring, `..`, `#`, `err:find(...)`). Its fields live out of
+-- the script's reach, keyed by the value: the value itself is an empty proxy whose metatable is protected,
+-- so a script reads copies of plain strings and numbers and can change nothing the kernel reports.
+local ERROR_FIELDS = real_setmetatable({}, {__mode = "k"})
+local ERROR_FIELD_NAMES = {"type", "message", "function", "account", "status", "code"}
+local STRING_LIB          -- the sandbox's string table (strings' methods), set when it is built
+
+local function as_message(v)
+  local fields = ERROR_FIELDS[v]
+  if fields then return fields.message end
+  return v
+end
+
+local function copy_fields(fields)
+  local copy = {}
+  for k, v in next, fields do copy[k] = v end
+  return copy
+end
+
+local ERROR_MT = {
+  __metatable = false,
+  __index = function(e, key)
+    local value = ERROR_FIELDS[e][key]
+    if value ~= nil then return value end
+    local method = type(key) == "string" and rawget(STRING_LIB, key)
+    if type(method) == "function" then
+      return function(self, ...) return method(as_message(self), ...) end
+    end
+    return nil
+  end,
+  __newindex = function() real_error("error values are read-only", 2) end,
+  __tostring = function(e) return ERROR_FIELDS[e].message end,
+  __concat = function(a, b) return as_message(a) .. as_message(b) end,
+  __len = function(e) return #ERROR_FIELDS[e].message end,
+  __pairs = function(e) return next, copy_fields(ERROR_FIELDS[e]), nil end,
+}
+
+-- `...` is the host's facts, in the order of ERROR_FIELD_NAMES after `message`: only strings and
+-- numbers are kept.
+local function error_value(kind, message, ...)
+  local fields = {type = kind, message = message}
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) == "string" or type(v) == "number" then fields[ERROR_FIELD_NAMES[i + 2]] = v end
+  end
+  local e = real_setmetatable({}, ERROR_MT)
+  ERROR_FIELDS[e] = fields
+  return e
+end
 
 -- The position is the script's line that made the call; when that frame is gone (a tail call such as
 -- `return f(...)` inside a pcall'd function), the nearest script line above it, rather than none.
-local function raise_at_caller(kind, message)
+local function raise_at_caller(kind, message, ...)
   for level = 3, 20 do
     local info = debug_getinfo(level, "Sl")
     if not info then break end
@@ -126,7 +178,7 @@ local function raise_at_caller(kind, message)
     end
   end
   ERROR_KINDS[message] = kind
-  real_error(message, 0)
+  real_error(error_value(kind, message, ...), 0)
 end
 
 -- JSON ----------------------------------------------------------------------------------------------------
@@ -257,7 +309,10 @@ encode = function(v, out, depth, seen, loose, tag)
     out[#out + 1] = text
   elseif vt == "boolean" then out[#out + 1] = v and "true" or "false"
   elseif vt == "nil" or is_null(v) then out[#out + 1] = "null"
-  elseif vt == "table" then return encode_table(v, out, depth, seen, loose, tag)
+  elseif vt == "table" then
+    local fields = ERROR_FIELDS[v]
+    if fields then v = copy_fields(fields) end
+    return encode_table(v, out, depth, seen, loose, tag)
   elseif loose then out[#out + 1] = "<" .. vt .. ">"
   elseif tag then out[#out + 1] = '{"\\u0000lua":"' .. vt .. '"}'
   else return "cannot encode a " .. vt .. " value"
@@ -318,12 +373,13 @@ local function finish_value(value, empties, nulls)
   return value
 end
 
--- One result from the host: {"ok", value[, empties, nulls]} | {"error", kind, message} | {"trip", kind, message}
+-- One result from the host: {"ok", value[, empties, nulls]} | {"trip", kind, message}
+-- | {"error", kind, message[, function, account, status, code]}
 local function deliver(r)
   local status = r[1]
   if status == "ok" then return finish_value(r[2], r[3], r[4]) end
   if status == "trip" then trip(r[2], r[3]) end
-  raise_at_caller(r[2], r[3])
+  raise_at_caller(r[2], r[3], r[4], r[5], r[6], r[7])
 end
 
 local NAMESPACES = real_setmetatable({}, {__mode = "k"})
@@ -391,9 +447,7 @@ local S = {}
 -- Table constructors rather than a loop over names: this runs at the start of every run.
 S.assert = assert
 S.error = error
-S.ipairs = ipairs
 S.next = next
-S.pairs = pairs
 S.rawequal = rawequal
 S.rawget = rawget
 S.rawlen = rawlen
@@ -405,7 +459,7 @@ S.type = type
 S._VERSION = _VERSION
 S._G = S
 S.math = {
-  abs = math.abs, ceil = math.ceil, cos = math.cos, deg = math.deg, exp = math.exp, floor = math.floor, fmod =
+  abs = math.abs, acos = math.acos, asin = math.asin, atan = math.atan, ceil = math.ceil, cos = math.cos, deg = math.deg, exp = math.exp, floor = math.floor, fmod =
   math.fmod, huge = math.huge, log = math.log, max = math.max, maxinteger = math.maxinteger, min = math.min,
   mininteger = math.mininteger, modf = math.modf, pi = math.pi, rad = math.rad, random = math.random, randomseed =
   math.randomseed, sin = math.sin, sqrt = math.sqrt, tan = math.tan, tointeger = math.tointeger, type = math.type,
@@ -433,15 +487,7 @@ S.coroutine = {
   coroutine.yield,
 }
 
-S.string.rep = function(s, n, sep)
-  local size = #tostring(s) * (tonumber(n) or 0) + (sep and #tostring(sep) or 0) * ((tonumber(n) or 1) - 1)
-  if size > MAX_MEMORY then
-    trip("memory", s_format("string.rep would build %.0f bytes, over the memory limit of %d bytes", size, MAX_MEMORY))
-  end
-  return s_rep(s, n, sep)
-end
--- Strings' methods are the sandbox's string table, so ("x"):rep(n) is capped too.
-real_getmetatable("").__index = S.string
+STRING_LIB = S.string
 
 -- Argument errors as the standard functions word them: the name the caller used, the caller's position.
 -- `level` is the wrapper's stack level as seen from here (2 when the wrapper calls argerror itself).
@@ -449,6 +495,70 @@ local function argerror(index, fallback, message, level)
   level = level or 2
   local info = debug_getinfo(level, "n")
   real_error(s_format("bad argument #%d to '%s' (%s)", index, info and info.name or fallback, message), level + 1)
+end
+
+-- The error of a standard function that a wrapper called through `real_pcall`, raised as if the script
+-- had called the function itself: named as the caller named it, at the caller's position (the kernel's
+-- own frames have neither: its debug info is stripped, so a direct call would say '?' and no line).
+-- Called by the wrapper, not as a tail call.
+local function reraise_standard(e)
+  if e == MEMERR then trip_memory() end
+  local index, rest = s_match(type(e) == "string" and e or "", "^bad argument #(%d+) to '[^']*'(.*)$")
+  local info = debug_getinfo(2, "n")
+  if index and info and info.name then
+    index = tonumber(index)
+    if info.namewhat == "method" then index = index - 1 end
+    if index == 0 then
+      e = s_format("calling '%s' on bad self%s", info.name, rest)
+    else
+      e = s_format("bad argument #%d to '%s'%s", index, info.name, rest)
+    end
+  end
+  real_error(e, 3)
+end
+
+-- Standard Lua refuses to build a string longer than this, with a catchable "resulting string too large".
+local MAX_STRING = 0x7fffffff
+
+local function rep_text(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then return tostring(v) end
+end
+
+-- string.rep builds its result in one C call, before any hook runs: a result over the memory limit ends
+-- the run before it is built, and one standard Lua refuses is refused by it, catchably, as there.
+S.string.rep = function(...)
+  local s, n, sep = ...
+  local count = math_type(n) == "integer" and n or math_tointeger(tonumber(n) or 0.5)
+  local text, separator = rep_text(s), sep == nil and "" or rep_text(sep)
+  if count and text and separator and count > 0 and #text + #separator <= MAX_STRING // count then
+    local size = #text * count + #separator * (count - 1)
+    if size > MAX_MEMORY then
+      trip("memory", s_format("string.rep would build %d bytes, over the memory limit of %d bytes", size, MAX_MEMORY))
+    end
+    return s_rep(...)
+  end
+  local ok, result = real_pcall(s_rep, ...)
+  if ok then return result end
+  reraise_standard(result)
+end
+-- Strings' methods are the sandbox's string table, so ("x"):rep(n) is capped too.
+real_getmetatable("").__index = S.string
+
+-- ipairs and pairs of nil fail inside their C iterator, where Lua knows no position and no name; they
+-- fail here instead, at the script's line: `for _, m in ipairs(conv.messages)` with no such field says where.
+S.ipairs = function(...)
+  if (...) == nil then
+    argerror(1, "ipairs", select("#", ...) == 0 and "table expected, got no value" or "table expected, got nil")
+  end
+  return ipairs(...)
+end
+
+S.pairs = function(...)
+  if (...) == nil then
+    argerror(1, "pairs", select("#", ...) == 0 and "table expected, got no value" or "table expected, got nil")
+  end
+  return pairs(...)
 end
 
 local function check_arg(n, index, v, expected, fallback)
@@ -502,12 +612,18 @@ S.coroutine.close = function(...)
 end
 
 -- Like the standard wrap: errors propagate with the caller's position (the tail call keeps the frame).
+-- As there, a dead coroutine is closed first, and an error raised by a `<close>` handler replaces its own.
 local function wrap_result(co, ok, ...)
   if tripped then real_error(tripped.message, 0) end
   if ok then return ... end
-  local e = clean((...))
+  local e = (...)
+  if e ~= MEMERR and co_status(co) == "dead" then
+    local closed, close_error = co_close(co)
+    if tripped then real_error(tripped.message, 0) end
+    if not closed then e = close_error end
+  end
+  e = clean(e)
   if e == MEMERR then trip_memory() end
-  if co_status(co) == "dead" then co_close(co) end
   if type(e) == "string" then real_error(e, 2) end
   real_error(e, 0)
 end
@@ -543,14 +659,23 @@ S.load = function(...)
       return piece
     end
   end
-  return after_load(real_load(chunk, name, "t", env))
+  local ok, fn, message = real_pcall(real_load, chunk, name, "t", env)
+  if not ok then reraise_standard(fn) end
+  return after_load(fn, message)
 end
 
-S.setmetatable = function(t, mt)
+S.setmetatable = function(...)
+  local t, mt = ...
   if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
     real_error("setmetatable: __gc metamethods are not allowed in the sandbox", 2)
   end
-  return real_setmetatable(t, mt)
+  if type(t) == "table" and (mt == nil or type(mt) == "table") and select("#", ...) >= 2 then
+    local current = raw_getmetatable(t)
+    if current == nil or rawget(current, "__metatable") == nil then return real_setmetatable(t, mt) end
+  end
+  local ok, result = real_pcall(real_setmetatable, ...)
+  if ok then return result end
+  reraise_standard(result)
 end
 
 S.getmetatable = function(...)
@@ -628,15 +753,83 @@ S.app = namespace("app")
 
 -- Running a script ----------------------------------------------------------------------------------------
 
--- An uncaught error as text. A table's __tostring runs with the limits still armed, so one that loops or
--- allocates without end is stopped like any other code.
+-- An uncaught error as text: a bridge error's message, a string or number as it is, a table as its
+-- __tostring or else its JSON (`error({code = 42})` says `{"code":42}`). A table's __tostring runs with
+-- the limits still armed, so one that loops or allocates without end is stopped like any other code.
 local function describe(e)
   if type(e) == "string" then return e end
-  if type(e) == "table" and has_tostring(e) then
-    local ok, text = real_pcall(tostring, e)
-    if ok and type(text) == "string" then return text end
+  if type(e) == "number" then return tostring(e) end
+  local fields = ERROR_FIELDS[e]
+  if fields then return fields.message end
+  if type(e) == "table" then
+    if has_tostring(e) then
+      local ok, text = real_pcall(tostring, e)
+      if ok and type(text) == "string" then return text end
+    else
+      local ok, text = real_pcall(to_json, e, false)
+      if not (ok and text) then ok, text = real_pcall(to_json, e, true) end
+      if ok and type(text) == "string" then return text end
+    end
   end
   return "(error object is a " .. type(e) .. " value)"
+end
+
+-- Hints for the names agents reach for that the sandbox does not have, added to an uncaught error.
+local MISSING_GLOBALS = {
+  require = "there are no modules to require: json is already a global, with json.encode and json.decode, "
+    .. "and integrations are under app.integrations",
+  io = "io is not available in the sandbox: print() writes to the run's output, and a script's "
+    .. "return value goes back to the host",
+  debug = "debug is not available in the sandbox",
+  package = "package is not available in the sandbox: there are no modules to load",
+  dofile = "dofile is not available in the sandbox: there are no files; load(text) compiles a string",
+  loadfile = "loadfile is not available in the sandbox: there are no files; load(text) compiles a string",
+  loadstring = "loadstring is Lua 5.1: in Lua 5.4 it is load(text)",
+  unpack = "unpack is Lua 5.1: in Lua 5.4 it is table.unpack",
+  collectgarbage = "collectgarbage is not available in the sandbox",
+  python = "the host is not reachable from scripts",
+}
+local MISSING_OS = {getenv = true, execute = true, exit = true, remove = true, rename = true, tmpname = true,
+                    setlocale = true}
+local SANDBOX_PAGE = 'lua_read_doc("sandbox") lists what a script can use'
+
+-- `app.integrations.<name>` for a global named like an integration (`freshchat`) or like one of its
+-- functions (`freshchat_list_conversations`, as the function or its short name), else nil.
+local function integration_path(name)
+  if #name > 100 then return nil end
+  local function found(path, key)
+    local ok, r = real_pcall(with_host, "resolve", path, key)
+    return ok and (r[1] == "namespace" or r[1] == "function")
+  end
+  if found("app.integrations", name) then return "app.integrations." .. name end
+  local start = 1
+  for _ = 1, 8 do
+    local cut = s_find(name, "_", start, true)
+    if not cut then break end
+    local integration, short = s_sub(name, 1, cut - 1), s_sub(name, cut + 1)
+    if integration ~= "" and short ~= "" and found("app.integrations", integration) then
+      local path = "app.integrations." .. integration
+      if found(path, short) then return path .. "." .. short end
+      if found(path, name) then return path .. "." .. name end
+    end
+    start = cut + 1
+  end
+end
+
+local function hint(text)
+  local what, kind, name = s_match(text, "attempt to (%a+) a nil value %((%a+) '([%w_]+)'%)")
+  if not name then return nil end
+  if kind == "global" then
+    local path = integration_path(name)
+    if path then return "use " .. path .. (what == "call" and "(...)" or "") .. ": integrations are under app.integrations" end
+    if MISSING_GLOBALS[name] then return MISSING_GLOBALS[name] .. "; " .. SANDBOX_PAGE end
+    if what == "call" then
+      return "there is no global '" .. name .. "': integration functions are called as "
+        .. "app.integrations.<name>.<function>(...), and " .. SANDBOX_PAGE
+    end
+  elseif kind == "field" and what == "call" and MISSING_OS[name] then
+    return "os." .. name .. " is not available in the sandbox: os has clock, date, difftime and time only"
+  end
 end
 
 local function shorten(message)
@@ -654,6 +847,10 @@ local function finish_error(e)
   local text = describe(clean(e))
   debug_sethook()
   if tripped then return "limit", tripped.kind, tripped.message end
+  local fields = ERROR_FIELDS[e]
+  if fields then return "error", fields.type, shorten(valid_utf8(text)) end
+  local advice = type(e) == "string" and hint(text)
+  if advice then text = text .. " (" .. advice .. ")" end
   return "error", ERROR_KINDS[e] or "runtime", shorten(valid_utf8(text))
 end
 
@@ -669,8 +866,13 @@ end
 -- `compile` runs before the memory limit is armed (a script larger than the limit would otherwise fail
 -- outside any protected call); `run` runs the compiled chunk, with the limit `soft_memory` (KiB of Lua's
 -- own count) above which the hook stops the script.
+-- The script's main chunk opens with a to-be-closed local on its first line: Lua then compiles its
+-- `return f(...)` as an ordinary call, not a tail call, so an error raised in `f` still knows the
+-- script's line (a tail call drops the caller's frame, and with it the line).
+local KEEP_LINES = "local _ <close> = nil "
+
 local function compile(code)
-  local chunk, err = real_load(code, "=script", "t", S)
+  local chunk, err = real_load(KEEP_LINES .. code, "=script", "t", S)
   if not chunk then return nil, shorten(valid_utf8(err)) end
   return chunk, nil
 end

@@ -73,6 +73,47 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+# How each limit is raised, for the second line of the error that reports it: the name in ``limits={...}``
+# (Python), the CLI flag and the MCP ``execute_lua`` argument where there are some.
+_SETTINGS = {
+    "timeout": 'limits={"timeout": SECONDS} in Python, --timeout SECONDS on the command line, or the timeout '
+               "argument of execute_lua (MCP)",
+    "instructions": 'limits={"instructions": N} in Python (the command line and MCP have no setting for it)',
+    "memory": 'limits={"memory": BYTES} in Python, --memory MB on the command line, or the memory_mb argument of '
+              "execute_lua (MCP)",
+    "calls": 'limits={"calls": N} in Python, --max-calls N on the command line, or the max_calls argument of '
+             "execute_lua (MCP)",
+    "output": 'limits={"output": BYTES} in Python',
+    "result": 'limits={"result": BYTES} in Python',
+}
+
+
+def limit_advice(kind: str, message: str, limits: Limits, *, elapsed: float | None = None) -> str:
+    """The second line of a limit error: which limit it was and how the host raises it (up to its ceiling).
+
+    ``message`` is the first line, as the run reported it; ``elapsed`` is how long the run had taken, which
+    says when the instruction limit stopped a run well before its time limit.
+    """
+    if kind == "output" and message.startswith("returned value"):
+        return ("The returned value is too large: return a summary (counts, ids, the first items) instead, or "
+                f"raise the limit with {_SETTINGS['result']}, up to the host's ceiling.")
+    if kind == "output":
+        return f"Print less (return the data instead), or raise the limit with {_SETTINGS['output']}."
+    setting = _SETTINGS.get(kind)
+    if setting is None:
+        return ""
+    advice = f"To allow more, set {setting}, up to the host's ceiling."
+    if kind == "instructions" and elapsed is not None and elapsed < limits.timeout:
+        advice = (f"The run executed {limits.instructions} Lua instructions in {elapsed:.1f} s, before its time "
+                  f"limit of {limits.timeout:g} s: a loop that never ends? " + advice)
+    return advice
+
+
+def with_limit_advice(kind: str, message: str, limits: Limits, *, elapsed: float | None = None) -> str:
+    """``message`` with :func:`limit_advice` on a line of its own (the first line stays as it was)."""
+    advice = limit_advice(kind, message, limits, elapsed=elapsed)
+    return f"{message}\n{advice}" if advice else message
+
 # Ceilings a host gets unless it sets its own: generous, but finite.
 DEFAULT_CEILINGS = Limits(
     timeout=600.0, instructions=10_000_000_000, memory=1024 * MiB, output=16 * MiB, calls=10_000,

@@ -24,7 +24,7 @@ from ._calls import RunEvents, RunHost
 from ._catalog import Catalog
 from ._errors import UsageError
 from ._forkserver import START_TIMEOUT, ForkServer, WorkerProcess
-from ._limits import Limits
+from ._limits import Limits, with_limit_advice
 from ._namespace import target_at
 from ._permissions import Permissions
 from ._protocol import (
@@ -130,12 +130,21 @@ class WorkerPool:
         self._closed = False
 
     def prestart(self, count: int) -> None:
-        """Start idle workers until ``count`` are waiting, so the next runs do not wait for one."""
-        with self._lock:
-            missing = count - len(self._idle)
-        workers = [_Worker(self._fork_server()) for _ in range(max(0, missing))]
-        with self._lock:
-            self._idle.extend(workers)
+        """Start idle workers until ``count`` are waiting, so the next runs do not wait for one.
+
+        Counted again before each start, so concurrent calls (or a replacement started meanwhile) top up
+        to ``count`` together instead of each adding its own."""
+        while True:
+            with self._lock:
+                if len(self._idle) >= count:
+                    return
+            worker = _Worker(self._fork_server())
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(worker)
+                    continue
+            worker.kill()  # the pool closed while it started
+            return
 
     def _fork_server(self) -> ForkServer:
         """The fork server workers come from; started on first use, and again if it died."""
@@ -244,7 +253,9 @@ class WorkerPool:
         reply = host.call(target, call.nargs, args, bool(call.colon), call.encode_error, float(call.room))
         if reply[0] == "ok":
             return Reply(status="ok", body=reply[1], cost=reply[2])
-        return Reply(status=reply[0], error_type=reply[1], message=reply[2])
+        function, account, http_status, code = (*reply[3:7], None, None, None, None)[:4]
+        return Reply(status=reply[0], error_type=reply[1], message=reply[2], function=function, account=account,
+                     http_status=http_status, code=code)
 
     def close(self) -> None:
         """Stop every worker, idle or busy: nothing a bridge started outlives it."""
@@ -277,10 +288,12 @@ def _finished(done: Done, output: str, calls: list[CallRecord], started: float) 
 
 def _death(status: int | None, timed_out: bool, broken: str | None, limits: Limits) -> RunError:
     if timed_out:
-        return RunError("timeout", f"time limit of {limits.timeout:g} s exceeded (the run was stopped)")
+        return RunError("timeout", with_limit_advice(
+            "timeout", f"time limit of {limits.timeout:g} s exceeded (the run was stopped)", limits))
     if broken is not None:
         return RunError("runtime", f"the worker process broke the protocol ({broken}) and was stopped")
     if status in _OUT_OF_MEMORY:
-        return RunError("memory", f"memory limit of {limits.memory} bytes exceeded (the worker process ran out "
-                        "of memory under its address-space limit and was stopped)")
+        return RunError("memory", with_limit_advice("memory", f"memory limit of {limits.memory} bytes exceeded "
+                        "(the worker process ran out of memory under its address-space limit and was stopped)",
+                        limits))
     return RunError("runtime", f"the worker process died unexpectedly (exit status {status})")

@@ -95,12 +95,17 @@ class Call(Message):
 @dataclass
 class Reply(Message):
     """The host's kernel reply to a :class:`Call`: ``status`` ``ok`` (``body`` is the answer's JSON),
-    ``error`` or ``trip`` (with the error's ``error_type`` and ``message``)."""
+    ``error`` or ``trip`` (with the error's ``error_type`` and ``message``, and for ``error`` its facts:
+    the ``function`` and ``account`` of the call, the ``http_status`` and the service's ``code``)."""
 
     kind: ClassVar[str] = "reply"
     status: str = "ok"
     error_type: str | None = None
     message: str | None = None
+    function: str | None = None
+    account: str | None = None
+    http_status: int | None = None
+    code: str | int | None = None
     cost: int = 0  # with ``ok``: the answer's Lua cost, as the host counted it (see _json.lua_cost)
     spin: float = 0.0  # as in Run, for the worker's wait on the next reply
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import lupa.lua54 as lua54  # Lua 5.4 explicitly: plain `import lupa` picks the newest Lua
 
 from . import _json
-from ._limits import Limits
+from ._limits import Limits, with_limit_advice
 from ._values import BudgetExceeded, to_lua
 
 logger = logging.getLogger("luabridge")
@@ -128,7 +128,9 @@ class _Session:
                 return self.convert(operation, payload, reply[2] if len(reply) > 2 else None)
             return ("ok", *to_lua(self.runtime, payload))
         if status in ("error", "trip"):
-            return (status, reply[1], _json.repair_text(reply[2]))
+            # An error's facts after its words: function, account (text), HTTP status and code.
+            facts = tuple(_json.repair_text(v) if isinstance(v, str) else v for v in reply[3:7])
+            return (status, reply[1], _json.repair_text(reply[2]), *facts)
         return reply
 
     def convert(self, operation: str, data: bytes | bytearray, cost: int | None = None) -> tuple:
@@ -202,10 +204,12 @@ def run_script(code: str, *, host: Host, limits: Limits, deadline: float) -> Out
     In this process the time limit is checked between Lua instructions only: one long C call (a
     catastrophic pattern match) can outlive it. The worker process makes it hard.
     """
-    memory_error = Outcome(error_type="memory", error_message=f"memory limit of {limits.memory} bytes exceeded")
+    memory_error = Outcome(error_type="memory", error_message=with_limit_advice(
+        "memory", f"memory limit of {limits.memory} bytes exceeded", limits))
     if len(code) > limits.memory:
-        return Outcome(error_type="memory", error_message=(
-            f"the script is {len(code)} characters long, more than the memory limit of {limits.memory} bytes"))
+        return Outcome(error_type="memory", error_message=with_limit_advice("memory", (
+            f"the script is {len(code)} characters long, more than the memory limit of {limits.memory} bytes"),
+            limits))
     session = _Session(host, limits)
     runtime = session.runtime
     try:
@@ -231,4 +235,7 @@ def run_script(code: str, *, host: Host, limits: Limits, deadline: float) -> Out
     if status == "ok":
         return Outcome(value_json=rest[0])
     kind, message = rest
+    if status == "limit":
+        elapsed = limits.timeout - (deadline - time.monotonic())
+        message = with_limit_advice(kind, message, limits, elapsed=elapsed)
     return Outcome(error_type=kind, error_message=message)

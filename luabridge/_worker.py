@@ -60,7 +60,8 @@ class _ForwardingHost:
         self.spin = reply.spin
         if reply.status == "ok":
             return ("ok", reply.body, reply.cost)
-        return (reply.status, reply.error_type, reply.message)
+        return (reply.status, reply.error_type, reply.message, reply.function, reply.account, reply.http_status,
+                reply.code)
 
     def output(self, text: str) -> None:
         data = memoryview(text.encode("utf-8"))

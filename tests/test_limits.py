@@ -40,6 +40,18 @@ SPINS = {
 }
 
 
+# The second line of a limit error: how to raise that limit, where each host can.
+TIMEOUT_ADVICE = ('To allow more, set limits={"timeout": SECONDS} in Python, --timeout SECONDS on the command line, '
+                  "or the timeout argument of execute_lua (MCP), up to the host's ceiling.")
+INSTRUCTIONS_ADVICE = ('To allow more, set limits={"instructions": N} in Python (the command line and MCP have no '
+                       "setting for it), up to the host's ceiling.")
+
+
+@pytest.fixture(params=["in_process", "worker"])
+def either(request, bridge, isolated_bridge):
+    return bridge if request.param == "in_process" else isolated_bridge
+
+
 def _timed(bridge: Bridge, code: str, limits: dict):
     started = time.monotonic()
     result = bridge.run(code, limits=limits)
@@ -50,7 +62,7 @@ def _timed(bridge: Bridge, code: str, limits: dict):
 def test_spins_end_at_the_time_limit_in_process(bridge, code):
     result, elapsed = _timed(bridge, code, CLOCK_ONLY)
     assert result.error.type == "timeout", result.error
-    assert result.error.message == "time limit of 1 s exceeded"
+    assert result.error.message == "time limit of 1 s exceeded\n" + TIMEOUT_ADVICE
     assert elapsed < TIMEOUT + 1
     assert bridge.run("return 1").value == 1
 
@@ -72,13 +84,16 @@ def test_spins_end_at_the_time_limit_in_a_worker(isolated_bridge, code):
 def test_instruction_limit(bridge, code):
     result = bridge.run(code, limits={"instructions": 1_000_000})
     assert result.error.type == "instructions"
-    assert result.error.message == "instruction limit of 1000000 exceeded"
+    first, advice = result.error.message.split("\n")
+    assert first == "instruction limit of 1000000 exceeded"
+    assert advice.startswith("The run executed 1000000 Lua instructions in ")
+    assert advice.endswith(" s, before its time limit of 30 s: a loop that never ends? " + INSTRUCTIONS_ADVICE)
 
 
 def test_catastrophic_pattern_is_stopped_by_killing_the_worker(isolated_bridge):
     result, elapsed = _timed(isolated_bridge, 'return ("a"):rep(1e5):find(".-.-b")', {"timeout": TIMEOUT})
     assert result.error.type == "timeout"
-    assert result.error.message == "time limit of 1 s exceeded (the run was stopped)"
+    assert result.error.message == "time limit of 1 s exceeded (the run was stopped)\n" + TIMEOUT_ADVICE
     assert elapsed < TIMEOUT + 1
     assert isolated_bridge.run("return 'alive'").value == "alive"
 
@@ -106,7 +121,7 @@ MEMORY_BOMBS = {
         "coroutine.resume(coroutine.create(function() local s = 'x' while true do s = s .. s end end)) return 1",
     "string.rep": "return ('x'):rep(1e9)",
     "string.rep with a separator": "return string.rep('ab', 1e8, ',')",
-    "string.rep under pcall": "pcall(string.rep, 'x', 2^40) return 'survived'",
+    "string.rep under pcall": "pcall(string.rep, 'x', 2^30) return 'survived'",
     "table.concat": "local t = {} for i = 1, 1e6 do t[i] = 'xxxxxxxx' end return table.concat(t)",
 }
 
@@ -151,7 +166,9 @@ def test_deep_recursion_through_pcall_ends_the_run(bridge):
 def test_output_limit(bridge):
     result = bridge.run("while true do print('spam') end", limits={"output": 1000})
     assert result.error.type == "output"
-    assert result.error.message == "output limit of 1000 bytes exceeded"
+    assert result.error.message == ("output limit of 1000 bytes exceeded\n"
+                                    'Print less (return the data instead), or raise the limit with '
+                                    'limits={"output": BYTES} in Python.')
     assert len(result.output) == 1000
 
 
@@ -164,7 +181,10 @@ def test_output_limit_is_not_catchable(bridge):
 def test_returned_value_limit(bridge):
     result = bridge.run("return ('x'):rep(3000)", limits={"result": 1000})
     assert result.error.type == "output"
-    assert result.error.message == "returned value of 3002 bytes as JSON exceeds the limit of 1000 bytes"
+    assert result.error.message == (
+        "returned value of 3002 bytes as JSON exceeds the limit of 1000 bytes\n"
+        "The returned value is too large: return a summary (counts, ids, the first items) instead, or raise the "
+        'limit with limits={"result": BYTES} in Python, up to the host\'s ceiling.')
 
 
 def test_call_limit_is_not_catchable(bridge):
@@ -172,7 +192,10 @@ def test_call_limit_is_not_catchable(bridge):
         "for i = 1, 10 do pcall(app.integrations.echo.echo) end return 'survived'", limits={"calls": 3}
     )
     assert result.error.type == "calls"
-    assert result.error.message == "integration call limit of 3 exceeded"
+    assert result.error.message == (
+        "integration call limit of 3 exceeded\n"
+        'To allow more, set limits={"calls": N} in Python, --max-calls N on the command line, or the max_calls '
+        "argument of execute_lua (MCP), up to the host's ceiling.")
     assert len(result.calls) == 3
 
 
@@ -228,3 +251,20 @@ def test_hitting_the_memory_limit_around_host_conversions_is_a_clean_error(bridg
     assert result.error.type == "memory"
     assert len(result.output.splitlines()) > 5  # the host converted data many times on the way up
     assert bridge.run("return 1").value == 1
+
+
+def test_an_endless_loop_stopped_by_the_instruction_limit_says_so_before_its_time_limit(either):
+    result = either.run("while true do end", limits={"timeout": 20, "instructions": 5_000_000})
+    assert result.error.type == "instructions"
+    first, advice = result.error.message.split("\n")
+    assert first == "instruction limit of 5000000 exceeded"
+    assert advice.startswith("The run executed 5000000 Lua instructions in ")
+    assert "before its time limit of 20 s: a loop that never ends? " + INSTRUCTIONS_ADVICE in advice
+
+
+def test_a_memory_limit_error_says_how_to_raise_it(either):
+    result = either.run("local t = {} while true do t[#t + 1] = ('x'):rep(1000) .. #t end", limits=MEMORY)
+    assert result.error.type == "memory"
+    assert result.error.message.split("\n")[1] == (
+        'To allow more, set limits={"memory": BYTES} in Python, --memory MB on the command line, or the memory_mb '
+        "argument of execute_lua (MCP), up to the host's ceiling.")

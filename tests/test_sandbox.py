@@ -97,13 +97,13 @@ def test_namespaces_are_read_only(run):
     assert result.error.message == "script:1: app.integrations.echo is read-only"
 
 
-def test_host_errors_reach_pcall_as_strings_never_objects(run):
+def test_host_errors_reach_pcall_as_the_kernels_error_values_never_objects(run):
     result = run("""
         local ok, err = pcall(app.integrations.echo.boom)
         local ok2, err2 = pcall(app.integrations.echo.fail)
-        return type(err), type(err2), ok, ok2
+        return type(err), type(err2), type(tostring(err)), err.type, err2.type, ok, ok2
     """)
-    assert result.value == ["string", "string", False, False]
+    assert result.value == ["table", "table", "string", "runtime", "http", False, False]
 
 
 def test_internal_errors_do_not_show_python_details(run):
@@ -255,7 +255,8 @@ def test_a_bug_in_the_host_is_a_plain_error_without_python_details(bridge, monke
         raise RuntimeError("secret detail of a host bug")
 
     monkeypatch.setattr(bridge.docs, "search", broken)
-    result = bridge.run("local ok, err = pcall(lua_search_docs, 'x') return type(err), err")
-    assert result.value == ["string", "script:1: internal error in lua_search_docs (a bug in the host, logged there)"]
+    result = bridge.run("local ok, err = pcall(lua_search_docs, 'x') return type(err), tostring(err), err.type")
+    assert result.value == [
+        "table", "script:1: internal error in lua_search_docs (a bug in the host, logged there)", "runtime"]
     assert "secret detail" not in repr(result.to_json())
     assert "secret detail of a host bug" in caplog.text  # the host's log has it
