@@ -27,6 +27,8 @@ HOSTILE = {
     "hostile_table": "setmetatable({}, {__index = function() error('no') end, "
                      "__tostring = function() error('no') end, __len = function() error('no') end})",
     "null": "json.null",
+    "error_value": "select(2, pcall(app.integrations.echo.fail))",
+    "error_value_internal": "select(2, pcall(app.integrations.echo.boom))",
 }
 
 # Lua snippets calling the host with `V` (the hostile value).
@@ -69,6 +71,9 @@ local function walk(v, depth)
   types[t] = true
   if t == "table" and depth < 4 and getmetatable(v) == nil then
     for k, x in next, v do walk(k, depth + 1) walk(x, depth + 1) end
+  elseif t == "table" and depth < 4 and getmetatable(v) == false then  -- an error value: its facts
+    for k, x in pairs(v) do walk(k, depth + 1) walk(x, depth + 1) end
+    walk(v.message, depth + 1) walk(v.status, depth + 1) walk(v["function"], depth + 1)
   end
 end
 local function seen(...)
@@ -166,3 +171,54 @@ def test_a_leaked_python_object_would_be_inert(bridge):
     assert refused_index.endswith("host objects cannot be used from scripts")
     assert refused_call.endswith("host objects cannot be used from scripts")
     assert shown == "host object"
+
+
+# Ways a script might try to reach past an error value's facts: each must fail or give plain data.
+ERROR_VALUE_ATTACKS = {
+    "getmetatable": "return getmetatable(err)",
+    "setmetatable": "return setmetatable(err, {})",
+    "write_a_field": "err.type = 'forged' return err.type",
+    "write_a_new_field": "err.x = 1 return err.x",
+    "metatable_names": "return {err.__index, err.__metatable, err.__tostring, err.__pairs, err.__gc}",
+    "rawget": "return {rawget(err, 'message'), rawlen(err), next(err)}",
+    "pairs_then_write": "for k, v in pairs(err) do err[k] = 'x' end return err.message",
+    "pairs_copy_is_a_copy": "local _, copy = pairs(err) copy.message = 'forged' return err.message",
+    "method_on_something_else": "return err.upper('abc')",
+    "method_rep_is_capped": "return err:rep(1e12)",
+    "method_with_a_hostile_self": "return err.find(setmetatable({}, {__index = function() error('no') end}), 'x')",
+    "string_library_replaced": "string.find = function() return 'script own' end return err:find('x')",
+    "concat_with_a_table": "return err .. {}",
+    "tostring_of_the_method": "return tostring(err.find):find('builtin') ~= nil",
+    "compare": "return err == tostring(err), err < err",
+    "call": "return err()",
+    "as_a_key": "local t = {[err] = 1} return json.encode({t[err]})",
+    "json_roundtrip": "return json.decode(json.encode(err))",
+    "load_with_it": "return load(err)",
+}
+
+
+@pytest.mark.parametrize("attack", ERROR_VALUE_ATTACKS)
+def test_an_error_value_is_facts_and_nothing_more(attacked, attack):
+    code = COLLECT + (
+        "local _, err = pcall(app.integrations.echo.fail)\n"
+        f"local function F() {ERROR_VALUE_ATTACKS[attack]} end\n"
+        "seen(pcall(F)) seen(err)\n"
+        "local report = select(2, pcall(app.integrations.echo.fail))\n"
+        "local out = {} for t in pairs(types) do out[#out + 1] = t end table.sort(out) "
+        "return {out, tostring(report), report.type, report.status}"
+    )
+    result = attacked.run(code, limits={"timeout": 20})
+    if not result.ok:  # a limit (string.rep): the run ends, the host does not
+        assert result.error.type == "memory", result.error
+        return
+    types, text, kind, status = result.value
+    assert "userdata" not in types, (attack, types)
+    line = COLLECT.count("\n") + 4
+    assert (text, kind, status) == (f"script:{line}: echo.fail: HTTP 503 UNAVAILABLE: try later", "http", 503)
+
+
+def test_an_error_value_reports_the_facts_the_kernel_holds(attacked):
+    result = attacked.run("local _, err = pcall(app.integrations.echo.fail) pcall(setmetatable, err, nil) "
+                          "pcall(rawset, err, 'type', 'runtime') error(err)")
+    assert result.error.type == "http"
+    assert result.error.message == "script:1: echo.fail: HTTP 503 UNAVAILABLE: try later"
