@@ -793,8 +793,8 @@ local MISSING_OS = {getenv = true, execute = true, exit = true, remove = true, r
                     setlocale = true}
 local SANDBOX_PAGE = 'lua_read_doc("sandbox") lists what a script can use'
 
--- `app.integrations.<name>` for a global named like an integration (`freshchat`) or like one of its
--- functions (`freshchat_list_conversations`, as the function or its short name), else nil.
+-- `app.integrations.<name>` for a global named like an integration (`shop`) or like one of its
+-- functions (`shop_list_items`, as the function or its short name), else nil.
 local function integration_path(name)
   if #name > 100 then return nil end
   local function found(path, key)
