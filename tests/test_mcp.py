@@ -148,7 +148,7 @@ def test_runs_a_script_that_calls_freshchat(server):
     ("local x = nil\nreturn x.y", "Error: script:2: attempt to index a nil value (local 'x')"),
     ("return +", "Error: script:1: unexpected symbol near '+'"),
     ('return app.integrations.freshchat.get_agent("agent-nope")',
-     "Error: freshchat.get_agent: HTTP 404 AGENT_NOT_FOUND: agent not found"),
+     "Error: script:1: freshchat.get_agent: HTTP 404 AGENT_NOT_FOUND: agent not found"),
 ])
 def test_a_failing_script_is_an_error_result_with_its_report(server, code, error):
     is_error, text = server.run(code)
@@ -238,8 +238,8 @@ def test_read_only_refuses_write_functions():
         )
         assert is_error
         assert report(
-            "Error: freshchat.create_conversation: permission denied: the host does not allow write functions; "
-            "nothing was sent",
+            "Error: script:1: freshchat.create_conversation: permission denied: the host does not allow write "
+            "functions; nothing was sent",
             "Execution time: <N>ms",
             "Integration calls: 1",
         ).fullmatch(text), text

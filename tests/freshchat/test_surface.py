@@ -197,8 +197,9 @@ def test_misuse_gets_a_message_to_fix_the_code_from_and_sends_nothing(recorded, 
     uncaught = bridge.run(code)
     assert uncaught.error.type == kind
     assert uncaught.error.message == f"script:1: {message}"
-    caught = bridge.run(f"local ok, err = pcall(function()\n{code}\nend) return ok, err")
-    assert caught.value == [False, f"script:2: {message}"]
+    # Caught, the error is a value whose fields say what happened, and which reads as its message.
+    caught = bridge.run(f"local ok, err = pcall(function()\n{code}\nend) return ok, tostring(err), err.type")
+    assert caught.value == [False, f"script:2: {message}", kind]
     assert log == []
 
 
@@ -214,7 +215,8 @@ def test_read_only_denies_the_write_and_sends_nothing(recorded):
     result = bridge.run(code, permissions=Permissions.read_only())
     assert result.error.type == "permission"
     assert result.error.message == (
-        "freshchat.create_conversation: permission denied: the host does not allow write functions; nothing was sent"
+        "script:1: freshchat.create_conversation: permission denied: the host does not allow write functions; "
+        "nothing was sent"
     )
     assert log == []
     assert bridge.run(f"return {F}.list_agents()", permissions=Permissions.read_only()).ok
@@ -317,7 +319,7 @@ def test_cli_docs_prints_the_reference_exactly():
 
 def test_a_tail_called_function_still_reports_a_script_line(recorded):
     bridge, _ = recorded
-    code = f"local x = 1\nlocal ok, err = pcall(function()\n  return {F}.get_agent({{}})\nend)\nreturn err"
+    code = f"local x = 1\nlocal ok, err = pcall(function()\n  return {F}.get_agent({{}})\nend)\nreturn tostring(err)"
     assert bridge.run(code).value == (
         "script:2: freshchat.get_agent: missing required parameter 'id' (a string: The agent ID)"
     )
