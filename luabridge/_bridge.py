@@ -7,18 +7,19 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ._calls import RunEvents, RunHost
 from ._catalog import Catalog
-from ._config import load_accounts
+from ._config import did_you_mean, load_accounts, normalize_account_url
 from ._discovery import discover_integrations, unique_by_name
 from ._errors import UsageError
 from ._limits import DEFAULT_CEILINGS, DEFAULT_LIMITS, Limits
 from ._permissions import Permissions
 from ._pool import WorkerPool
 from ._protocol import Init
-from ._registry import Account, Integration, load_integration
+from ._registry import Account, AccountScheme, Integration, Secret, load_integration
 from ._result import RunError, RunResult
 from ._sandbox import run_script
 
@@ -42,6 +43,74 @@ def _load(integrations: Sequence[str | Integration] | None) -> list[Integration]
     if integrations is None:
         return discover_integrations()
     return unique_by_name(load_integration(item) if isinstance(item, str) else item for item in integrations)
+
+
+def check_accounts(
+    accounts: Mapping[str, Mapping[str, Account]] | None, integrations: Sequence[Integration]
+) -> dict[str, dict[str, Account]]:
+    """Return the host's ``accounts`` with each URL normalised by its integration's scheme, as the accounts
+    file and the environment are.
+
+    Raises :class:`UsageError` when ``accounts`` is not a mapping of integration name -> alias ->
+    :class:`Account`, names an integration the bridge does not have, files an account under another
+    alias or integration than its own, or holds a token or secret setting as plain text, or a setting
+    its scheme does not declare; :class:`ConfigError` when the scheme refuses a URL.
+    """
+    if accounts is None:
+        return {}
+    by_name = {integration.name: integration for integration in integrations}
+    if not isinstance(accounts, Mapping):
+        raise UsageError(
+            f"accounts must map integration name -> alias -> Account, such as {{'<name>': {{'default': "
+            f"Account(...)}}}}, not a {type(accounts).__name__}"
+        )
+    checked: dict[str, dict[str, Account]] = {}
+    for name, by_alias in accounts.items():
+        if name not in by_name:
+            raise UsageError(
+                f"accounts name an unknown integration {name!r};{did_you_mean(str(name), by_name)} "
+                f"integrations: {', '.join(sorted(by_name)) or 'none'}"
+            )
+        if not isinstance(by_alias, Mapping):
+            raise UsageError(f"accounts[{name!r}] must map alias -> Account, not a {type(by_alias).__name__}")
+        scheme = by_name[name].accounts
+        checked[name] = {
+            alias: _checked_account(scheme, name, alias, account) for alias, account in by_alias.items()
+        }
+    return checked
+
+
+def _checked_account(scheme: AccountScheme, name: str, alias: str, account: Any) -> Account:
+    where = f"accounts[{name!r}][{alias!r}]"
+    if not isinstance(account, Account):
+        raise UsageError(f"{where} must be a luabridge.Account, not a {type(account).__name__}")
+    if (account.integration, account.alias) != (name, alias):
+        raise UsageError(
+            f"{where} holds the account {account.integration}.{account.alias}; file each account under its own "
+            "integration and alias"
+        )
+    valid = [key.name for key in scheme.keys if key.name not in ("url", "token")]
+    for key in account.settings:
+        if key not in valid:
+            raise UsageError(
+                f"{where}: unknown setting {key!r};{did_you_mean(key, valid)} settings of {name}: "
+                f"{', '.join(valid) or 'none'}"
+            )
+    secrets = {"token": account.token, **account.settings}
+    for key, value in secrets.items():
+        if _is_secret(scheme, key) and value is not None and not isinstance(value, Secret):
+            raise UsageError(
+                f"{where}: the {key} must be a luabridge.Secret, such as Secret(os.environ[...]), not a plain "
+                f"{type(value).__name__}, so that it never shows in a repr or a log"
+            )
+    tokens = [value.reveal() for value in secrets.values() if isinstance(value, Secret)]
+    url = normalize_account_url(scheme, account.url, where=f"{where} url", secrets=tokens)
+    return account if url == account.url else replace(account, url=url)
+
+
+def _is_secret(scheme: AccountScheme, name: str) -> bool:
+    key = scheme.key(name)
+    return key is not None and key.secret
 
 
 def check_code(code: Any) -> str:
@@ -81,7 +150,7 @@ class Bridge:
         max_workers: int = 8,
     ) -> None:
         loaded = _load(integrations)
-        self.catalog = Catalog(loaded, accounts or {})
+        self.catalog = Catalog(loaded, check_accounts(accounts, loaded))
         self.ceilings = DEFAULT_CEILINGS.with_overrides(ceilings)
         self.limits = DEFAULT_LIMITS.clamped_to(self.ceilings).with_overrides(limits)
         self.limits.check_within(self.ceilings)
@@ -91,6 +160,7 @@ class Bridge:
         self._integrations = loaded
         self._pool: WorkerPool | None = None
         self._pool_lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def from_env(
@@ -121,9 +191,10 @@ class Bridge:
     ) -> RunResult:
         """Run ``code`` in a fresh sandbox and return its result; a script's failure is in ``result.error``.
 
-        Raises :class:`UsageError` for an empty or non-text script or invalid limits.
+        Raises :class:`UsageError` for an empty or non-text script, invalid limits, or a closed bridge.
         """
         started = time.monotonic()
+        self._check_open()
         code = check_code(code)
         run_limits = self.limits.with_overrides(limits)
         if run_limits is not self.limits:  # the bridge's own limits were checked when it was made
@@ -134,11 +205,18 @@ class Bridge:
         return self._workers().run(code, limits=run_limits, permissions=run_permissions, started=started)
 
     def prestart(self, workers: int = 1) -> None:
-        """Start ``workers`` worker processes now, so that the next runs do not wait for one to start."""
+        """Start worker processes now until ``workers`` are waiting, so that the next runs do not wait for
+        one to start. Raises :class:`UsageError` for a closed bridge."""
+        self._check_open()
         self._workers().prestart(workers)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UsageError("this bridge is closed; create a new one to run scripts")
 
     def _workers(self) -> WorkerPool:
         with self._pool_lock:  # concurrent first runs must share one pool
+            self._check_open()  # a run that raced close() must not start a new pool
             if self._pool is None:
                 self._pool = WorkerPool(self.catalog, self._worker_init(), max_workers=self._max_workers)
             return self._pool
@@ -160,7 +238,7 @@ class Bridge:
     def close(self) -> None:
         """Stop the worker processes and close the integrations' HTTP sessions."""
         with self._pool_lock:
-            pool, self._pool = self._pool, None
+            pool, self._pool, self._closed = self._pool, None, True
         if pool is not None:
             pool.close()
         self.catalog.close()

@@ -215,7 +215,7 @@ def _file_fields(integration: _HasAccounts, section: Any, path: Path, environ: M
         _check_alias(alias, where)
         for key, value in table.items():
             if key not in valid:
-                raise ConfigError(f"{where}: unknown key '{key}';{_did_you_mean(key, valid)} valid keys: "
+                raise ConfigError(f"{where}: unknown key '{key}';{did_you_mean(key, valid)} valid keys: "
                                   f"{', '.join(valid)}")
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: '{key}' must be a string, not {_toml_type(value)}")
@@ -250,7 +250,8 @@ def _file_setting(key: AccountKey, table: Mapping[str, str], where: str, environ
     return _Setting(environ[variable], variable, "file")
 
 
-def _did_you_mean(given: str, choices: Sequence[str]) -> str:
+def did_you_mean(given: str, choices: Iterable[str]) -> str:
+    """`` did you mean 'x'?`` for the choice closest to ``given``, or nothing when none is close."""
     matches = difflib.get_close_matches(given, list(choices), n=1, cutoff=0.6)
     return f" did you mean '{matches[0]}'?" if matches else ""
 
@@ -300,12 +301,7 @@ def _account(
 ) -> Account:
     scheme = integration.accounts
     url, where, _ = values.get("url", _Setting(scheme.default_url, f"the default URL of {integration.name}", "env"))
-    try:
-        normalized = scheme.normalize_url(url)
-    except ConfigError as exc:
-        # Not chained: the scheme's own message is the one that may quote a secret.
-        message = _redact(str(exc), [*tokens, *_url_credentials(url)])
-        raise ConfigError(f"{where}: {message}") from None
+    normalized = normalize_account_url(scheme, url, where=where, secrets=tokens)
     # The account comes from where its token does, else its URL; one that nothing set is the environment's.
     first = values.get("token") or values.get("url") or next(iter(values.values()), None)
     source: AccountSource = first.source if first is not None else "env"
@@ -341,6 +337,17 @@ def _account(
         source=source,
         token_setting=token_setting,
     )
+
+
+def normalize_account_url(scheme: AccountScheme, url: str, *, where: str, secrets: Iterable[str] = ()) -> str:
+    """Return ``url`` as the scheme's base URL, or raise :class:`ConfigError` naming ``where`` it was set,
+    with ``secrets`` and the URL's own credentials cut from the scheme's message."""
+    try:
+        return scheme.normalize_url(url)
+    except ConfigError as exc:
+        # Not chained: the scheme's own message is the one that may quote a secret.
+        message = _redact(str(exc), [*secrets, *_url_credentials(url)])
+        raise ConfigError(f"{where}: {message}") from None
 
 
 def _missing(integration: _HasAccounts, alias: str, key: AccountKey, source: AccountSource, path: Path | None) -> str:

@@ -186,8 +186,8 @@ MISUSES = [
      "Unknown integration: app.integrations.freshcht. Did you mean: freshchat? Integrations: freshchat"),
     ("local x = app.integration", "lookup", "Unknown name: app.integration. app has: integrations"),
     (f"{F}.nokey.list_agents()", "config",
-     "freshchat.list_agents: account 'nokey' of freshchat has no token; set FRESHCHAT_NOKEY_TOKEN "
-     "(and FRESHCHAT_NOKEY_URL), or add it to the accounts file; nothing was sent"),
+     "freshchat.list_agents: account 'nokey' of freshchat has no token; the host running this script did not "
+     "give it one; nothing was sent"),
 ]
 
 
