@@ -8,11 +8,21 @@ import time
 
 import pytest
 import responses
-from echo_integration import ECHO_TOKEN, echo_accounts
+from echo_integration import ECHO_TOKEN, NO_ARGS, echo_accounts
 from echo_integration import integration as echo
 
 from integrations.freshchat.simulator import Simulator
-from luabridge import Account, AccountKey, AccountScheme, Bridge, ConfigError, Permissions, Secret, UsageError
+from luabridge import (
+    Account,
+    AccountKey,
+    AccountScheme,
+    Bridge,
+    ConfigError,
+    Function,
+    Permissions,
+    Secret,
+    UsageError,
+)
 
 ECHO = "echo_integration"
 FRESHCHAT = "integrations.freshchat"
@@ -252,3 +262,21 @@ def test_advice_names_environment_variables_only_for_accounts_from_the_environme
             "echo.echo: account 'bare' of echo has no token; the host running this script did not give it one; "
             "nothing was sent"
         )
+
+
+# Function handlers
+
+
+def test_a_function_without_handler_calls_the_clients_method_and_a_missing_one_is_the_integrations_bug(caplog):
+    gone = Function(name="gone", summary="Gone.", description="A function its client lacks.", operation="read",
+                    parameters=NO_ARGS)
+    lacking = dataclasses.replace(echo, functions=(*echo.functions, gone))
+    assert echo.functions[0].handler.__qualname__ == "client.echo"
+    with Bridge(echo_accounts(), integrations=[lacking], isolation=False) as bridge:
+        assert bridge.run("return app.integrations.echo.echo{text = 'x'}.args.text").value == "x"
+        result = bridge.run("return app.integrations.echo.gone()")
+    assert result.error.message.startswith(
+        "script:1: echo.gone: internal error (a bug in the host; details are in its log)"
+    )
+    assert "IntegrationError: EchoClient has no method 'gone', which the function 'gone' calls since it gives no " \
+           "handler" in caplog.text
