@@ -10,8 +10,10 @@ local wanted = "opne"
 local ok, result = pcall(freshchat.list_conversations, {status = wanted, per_page = 5})
 if not ok then
   print("Validation error: " .. result)
-  -- Recover: take the suggestion the message offers ('Did you mean "open"?') and try again.
-  local suggestion = result:match('Did you mean "([%w_]+)"%?')
+  -- Recover: take the suggestion the message offers ('Did you mean "open"?') and try again. Only a
+  -- validation error is worth it (nothing was sent), and a suggestion is never of the opposite meaning:
+  -- "unresolved" gets none rather than "resolved", so retrying cannot turn the question around.
+  local suggestion = result.type == "validation" and result:match('Did you mean "([%w_]+)"%?')
   if suggestion then
     print("Retrying with status = " .. suggestion)
     wanted = suggestion

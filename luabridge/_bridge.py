@@ -12,7 +12,7 @@ from typing import Any
 
 from ._calls import RunEvents, RunHost
 from ._catalog import Catalog
-from ._config import did_you_mean, load_accounts, normalize_account_url
+from ._config import load_accounts, normalize_account_url
 from ._discovery import discover_integrations, unique_by_name
 from ._errors import UsageError
 from ._limits import DEFAULT_CEILINGS, DEFAULT_LIMITS, Limits
@@ -22,6 +22,7 @@ from ._protocol import Init
 from ._registry import Account, AccountScheme, Integration, Secret, load_integration
 from ._result import RunError, RunResult
 from ._sandbox import run_script
+from ._suggest import did_you_mean
 
 
 def execute_run(catalog: Catalog, code: str, *, limits: Limits, permissions: Permissions, started: float) -> RunResult:
@@ -68,7 +69,8 @@ def check_accounts(
     for name, by_alias in accounts.items():
         if name not in by_name:
             raise UsageError(
-                f"accounts name an unknown integration {name!r};{did_you_mean(str(name), by_name)} "
+                f"accounts name an unknown integration {name!r};"
+                f"{did_you_mean(str(name), by_name, phrase=' did you mean {}?')} "
                 f"integrations: {', '.join(sorted(by_name)) or 'none'}"
             )
         if not isinstance(by_alias, Mapping):
@@ -93,8 +95,8 @@ def _checked_account(scheme: AccountScheme, name: str, alias: str, account: Any)
     for key in account.settings:
         if key not in valid:
             raise UsageError(
-                f"{where}: unknown setting {key!r};{did_you_mean(key, valid)} settings of {name}: "
-                f"{', '.join(valid) or 'none'}"
+                f"{where}: unknown setting {key!r};{did_you_mean(key, valid, phrase=' did you mean {}?')} "
+                f"settings of {name}: {', '.join(valid) or 'none'}"
             )
     secrets = {"token": account.token, **account.settings}
     for key, value in secrets.items():

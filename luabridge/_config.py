@@ -39,7 +39,6 @@ from its message.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +53,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from ._errors import ConfigError
 from ._registry import Account, AccountKey, AccountScheme, AccountSource, Secret
+from ._suggest import did_you_mean
 
 DEFAULT_ALIAS = "default"
 MAX_FILE_BYTES = 1024 * 1024
@@ -215,8 +215,8 @@ def _file_fields(integration: _HasAccounts, section: Any, path: Path, environ: M
         _check_alias(alias, where)
         for key, value in table.items():
             if key not in valid:
-                raise ConfigError(f"{where}: unknown key '{key}';{did_you_mean(key, valid)} valid keys: "
-                                  f"{', '.join(valid)}")
+                hint = did_you_mean(key, valid, phrase=" did you mean {}?")
+                raise ConfigError(f"{where}: unknown key '{key}';{hint} valid keys: {', '.join(valid)}")
             if not isinstance(value, str):
                 raise ConfigError(f"{where}: '{key}' must be a string, not {_toml_type(value)}")
         account = fields[alias] = {}
@@ -248,12 +248,6 @@ def _file_setting(key: AccountKey, table: Mapping[str, str], where: str, environ
     if not environ.get(variable):
         raise ConfigError(f"{where}: {indirect} names {variable}, which is not set")
     return _Setting(environ[variable], variable, "file")
-
-
-def did_you_mean(given: str, choices: Iterable[str]) -> str:
-    """`` did you mean 'x'?`` for the choice closest to ``given``, or nothing when none is close."""
-    matches = difflib.get_close_matches(given, list(choices), n=1, cutoff=0.6)
-    return f" did you mean '{matches[0]}'?" if matches else ""
 
 
 def _env_fields(scheme: AccountScheme, environ: Mapping[str, str]) -> _Fields:

@@ -7,12 +7,17 @@ Pages are plain markdown strings, named with dots:
 - ``integrations``: the integrations available;
 - ``integrations.<name>``: the integration's reference, exactly as it declares it;
 - ``integrations.<name>.<function>``: one function, generated from its :class:`Function` (the same data
-  that drives validation, so the two cannot drift); the prefixed name and a leading ``app.`` also work;
+  that drives validation, and its ``result`` shape, so the two cannot drift); the prefixed name and a
+  leading ``app.`` also work;
 - ``integrations.<name>.<page>``: a guide the integration ships;
 - ``integrations.<name>.<alias>``: an account namespace (``default`` always exists).
 
 When names collide, a function wins over an integration's guide, and that over an account; generated pages
 win over guides from ``docs/``.
+
+A page is served without the test markers of its code blocks (```` ```lua norun ```` is served as
+```` ```lua ````): they tell the docs' tests which blocks to run, not readers. :meth:`DocSet.source` gives a
+page with its markers.
 
 Every method takes any text (NUL, lone surrogates, megabytes of it) and answers data or a
 :class:`LookupFailure` quickly: an unknown name longer than :data:`MAX_MATCHED_NAME` gets no suggestions,
@@ -41,6 +46,11 @@ _LIST_ALL_UP_TO = 10  # an unknown-page message lists every page up to this many
 _SHOWN = 80  # the characters of an unknown name a message quotes
 _SNIPPET = 160
 _WORD = re.compile(r"\w+")
+# The info-string words that only the docs' tests read (tests/test_docs_examples.py); stripped when served.
+TEST_MARKERS = ("norun",)
+_MARKED_FENCE = re.compile(rf"^( {{0,3}}(?:`{{3,}}|~{{3,}})\w+)[ \t]+(?:{'|'.join(TEST_MARKERS)})[ \t]*$", re.M)
+# Where a sentence may end: a stop and a space, but not after an abbreviation such as "e.g." or "i.e.".
+_SENTENCE_END = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\betc\.)(?<=[.!?])\s")
 
 
 def _guides_from_package() -> dict[str, str]:
@@ -68,12 +78,21 @@ def _title(markdown: str) -> str | None:
 
 
 def _first_sentence(markdown: str) -> str:
-    """The first sentence of the first paragraph of prose, to describe a guide in the index."""
+    """The first sentence of the first paragraph of prose, whole even when it wraps over several lines, to
+    describe a guide in the index."""
+    paragraph: list[str] = []
     for line in markdown.splitlines():
         text = line.strip()
-        if text and not text.startswith(("#", "|", "```", "-", "*", ">")):
-            return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
-    return ""
+        if text and not text.startswith(("#", "|", "```", "~~~", "-", "*", ">")):
+            paragraph.append(text)
+        elif paragraph:
+            break
+    return _SENTENCE_END.split(" ".join(paragraph), maxsplit=1)[0]
+
+
+def served(markdown: str) -> str:
+    """``markdown`` as readers get it: code fences without the tests' markers (:data:`TEST_MARKERS`)."""
+    return _MARKED_FENCE.sub(r"\1", markdown)
 
 
 class DocSet:
@@ -98,11 +117,23 @@ class DocSet:
         # page name -> (one-line description, renderer); rendered text is cached on first read
         self._pages: dict[str, tuple[str, Callable[[], str]]] = {}
         self._rendered: dict[str, str] = {}
+        self._served: dict[str, str] = {}
         self._add_pages(_guides_from_package() if guides is None else guides)
         self._folded = {name.lower(): name for name in self._pages}
 
     def read(self, page: str) -> str:
-        """Return the text of ``page``; raises :class:`LookupFailure` listing what exists when unknown."""
+        """Return the text of ``page`` as served; raises :class:`LookupFailure` listing what exists (and the
+        closest names) when unknown."""
+        name = self._resolve(page)
+        if name is None:
+            raise LookupFailure(self._unknown(page))
+        if name not in self._served:
+            self._served[name] = served(self.source(name))
+        return self._served[name]
+
+    def source(self, page: str) -> str:
+        """Return the text of ``page`` as written, with the test markers of its code blocks; raises
+        :class:`LookupFailure` like :meth:`read`."""
         name = self._resolve(page)
         if name is None:
             raise LookupFailure(self._unknown(page))
@@ -244,20 +275,20 @@ class DocSet:
         if properties:
             lines += ["| Name | Type | Required | Description |", "|------|------|----------|-------------|"]
             for name, prop in properties.items():
-                types = prop.get("type", "any")
-                types = types if isinstance(types, str) else " or ".join(types)
                 flag = "yes" if name in required else "no"
-                lines.append(f"| `{name}` | {types} | {flag} | {_describe_parameter(prop)} |")
+                lines.append(f"| `{name}` | {_type_name(prop)} | {flag} | {_describe_parameter(prop)} |")
         else:
             lines.append("None.")
+        if fn.result is not None:
+            lines += ["", *_result_section(fn.result)]
         others = [alias for alias in self._aliases[integration.name] if alias != "default"] or ["<account>"]
         lines += ["", "## Calling it", "", "```lua norun",
                   f"{namespace}.{fn.name}({arguments})",
                   f"{namespace}.{integration.prefix}{fn.name}({arguments})  -- the same, prefixed name"]
-        if required:
+        if len(required) == 1:  # the positional shortcut exists only then (see _validation.py)
             alone = sample_value(properties[required[0]])
             lines.append(f"{namespace}.{fn.name}({alone})  -- just the '{required[0]}'")
-        else:
+        elif not required:
             lines.append(f"{namespace}.{fn.name}()  -- the same as passing {{}}")
         lines.append(f"{namespace}.default.{fn.name}({arguments})  -- the default account, explicitly")
         lines += [f"{namespace}.{alias}.{fn.name}({arguments})  -- the account '{alias}'" for alias in others]
@@ -301,6 +332,50 @@ def _operation_counts(integration: Integration) -> str:
     return f"{total} function{'s' * (total != 1)}: {total - writes} read, {writes} write"
 
 
+def _type_name(prop: Mapping) -> str:
+    """A schema's type as a table cell: ``string``, ``integer or string``, ``array of object``."""
+    types = prop.get("type", "any")
+    text = types if isinstance(types, str) else " or ".join(types)
+    items = prop.get("items")
+    if text == "array" and isinstance(items, Mapping) and "type" in items:
+        text += f" of {_type_name(items)}"
+    return text
+
+
+def _result_section(schema: Mapping) -> list[str]:
+    """The "Result" section of a function page: the shape's description, then one row per field, nested
+    fields by their Lua path (``pagination.total_items``, ``agents[i].email``)."""
+    lines = ["## Result", ""]
+    if schema.get("description"):
+        lines += [schema["description"], ""]
+    rows = list(_result_rows(schema, ""))
+    if not rows:
+        return lines + ["Not described further."]
+    lines += ["A field whose \"Always\" column says no may be absent (nil in Lua).", "",
+              "| Field | Type | Always | Description |", "|-------|------|--------|-------------|"]
+    for path, prop, always in rows:
+        text = prop.get("description", "")
+        choices = [str(value) for value in prop.get("enum", ())]
+        if choices and not all(choice in text for choice in choices):
+            text = f"{text.rstrip('.')}. One of {', '.join(f'`{choice}`' for choice in choices)}.".lstrip(". ")
+        cell = text.replace("|", "\\|")
+        lines.append(f"| `{path}` | {_type_name(prop)} | {'yes' if always else 'no'} | {cell} |")
+    return lines
+
+
+def _result_rows(schema: Mapping, prefix: str):
+    """``(path, property schema, always there)`` for each field of an object schema, depth first."""
+    required = set(schema.get("required", ()))
+    for name, prop in schema.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        yield path, prop, name in required
+        items = prop.get("items") if prop.get("type") == "array" else None
+        if isinstance(items, Mapping) and items.get("properties"):
+            yield from _result_rows(items, f"{path}[i].")
+        elif prop.get("properties"):
+            yield from _result_rows(prop, f"{path}.")
+
+
 def _describe_parameter(prop: Mapping) -> str:
     """The description cell: the parameter's own words, then the schema's default, choices and bounds.
 
@@ -325,14 +400,21 @@ def _describe_parameter(prop: Mapping) -> str:
 
 
 def _closest(name: str, names: list[str]) -> list[str]:
-    """The page names most like ``name``: its siblings by last part if any is close, else by whole name.
+    """The page names most like ``name``: those it is the end of (``freshchat`` for
+    ``integrations.freshchat``), else its siblings by last part if any is close, else names whose last as
+    many parts are close, else by whole name.
 
     Whole names share long prefixes (``integrations.x.``), which would make every sibling look close.
     """
+    ends = sorted((n for n in names if n.lower().endswith("." + name)), key=len)
+    if name and ends:
+        return ends[:3]
     parent, _, leaf = name.rpartition(".")
+    depth = name.count(".") + 1
     split = {n: n.lower().rpartition(".") for n in names}
     siblings = {n: parts[2] for n, parts in split.items() if parent and parts[0] == parent}
-    for pool, wanted in ((siblings, leaf), ({n: n.lower() for n in names}, name)):
+    tails = {n: ".".join(n.lower().split(".")[-depth:]) for n in names if n.count(".") >= depth}
+    for pool, wanted in ((siblings, leaf), (tails, name), ({n: n.lower() for n in names}, name)):
         scored = sorted((-SequenceMatcher(None, wanted, text).ratio(), n) for n, text in pool.items())
         if scored and -scored[0][0] >= 0.6:
             cutoff = max(0.6, -scored[0][0] - 0.1)  # only the clear favourites, not every near miss

@@ -7,20 +7,19 @@ in the table, so each name is resolved once per run.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any
 
 from ._catalog import Catalog
 from ._errors import LookupFailure
+from ._suggest import did_you_mean
 
 _ROOT = "app"
 _INTEGRATIONS = "app.integrations"
 
 
 def _did_you_mean(name: str, options: Iterable[str]) -> str:
-    matches = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
-    return f" Did you mean: {', '.join(matches)}?" if matches else ""
+    return did_you_mean(name, options, limit=3, phrase=" Did you mean: {}?", spell=str)
 
 
 def resolve(catalog: Catalog, path: str, key: Any) -> tuple:

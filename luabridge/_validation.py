@@ -9,7 +9,6 @@ and this module words them in Lua's spellings (``nil``, ``true``, ``a table``), 
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from copy import deepcopy
@@ -19,6 +18,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError, best_match
 
 from ._errors import ArgumentError, UsageError
+from ._suggest import did_you_mean
 
 LUA_VALUE_TAG = "\x00lua"
 """Key of the marker ``{"\\x00lua": "function"}`` standing for a Lua value JSON cannot carry."""
@@ -115,13 +115,6 @@ def _spell_path(path: tuple[Any, ...] | list[Any]) -> str:
     for step in path[1:]:
         text += f"[{step + 1}]" if isinstance(step, int) else f".{step}"
     return f"'{text}'"
-
-
-def _suggest(given: str, choices: list[str]) -> str | None:
-    """The choice closest to ``given`` (case-insensitively), if one is close enough to be a likely typo."""
-    by_folded = {choice.lower(): choice for choice in choices}
-    match = difflib.get_close_matches(given.lower(), list(by_folded), n=1, cutoff=0.6)
-    return by_folded[match[0]] if match else None
 
 
 class ArgumentValidator:
@@ -226,12 +219,13 @@ class ArgumentValidator:
             return {}
         if type(raw) is list:
             raise ArgumentError(self._call_form("got a table of positional values"))
-        if not self._required:
+        if len(self._required) != 1:
             raise ArgumentError(self._call_form(f"got {describe_value(raw)}"))
         return {self._required[0]: raw}
 
     def _call_form(self, got: str) -> str:
-        alone = f", or just its '{self._required[0]}'" if self._required else ""
+        # f("x") stands for f({<the required parameter> = "x"}) only when there is exactly one to stand for
+        alone = f", or just its '{self._required[0]}'" if len(self._required) == 1 else ""
         like = f"like {self._example}{alone}"
         return f"{self.qualified_name} expects one table of named parameters, {like}; {got}"
 
@@ -290,8 +284,7 @@ class ArgumentValidator:
     def _word_unknown(self, name: str) -> str:
         if not self._properties:
             return f"unknown parameter '{name}': {self.qualified_name} takes no parameters"
-        close = _suggest(name, list(self._properties))
-        hint = f" Did you mean '{close}'?" if close else ""
+        hint = did_you_mean(name, self._properties)
         return f"unknown parameter '{name}'.{hint} Valid parameters: {', '.join(self._properties)}"
 
     def _word_lua_value(self, name: str, path: tuple[Any, ...], lua_type: str) -> str:
@@ -337,8 +330,8 @@ def _word_error(error: ValidationError) -> str:
             return f"{where} must be a whole number (an integer), got {lua_literal(value)}"
         return f"{where} must be {_expected(limit)}, got {got}"
     if rule == "enum":
-        close = _suggest(value, [v for v in limit if isinstance(v, str)]) if isinstance(value, str) else None
-        hint = f" Did you mean {lua_literal(close)}?" if close else ""
+        choices = [v for v in limit if isinstance(v, str)]
+        hint = did_you_mean(value, choices, spell=lua_literal) if isinstance(value, str) else ""
         return f"{where} must be one of {', '.join(map(lua_literal, limit))}; got {got}.{hint}"
     bounds = {
         "minimum": "at least", "maximum": "at most",

@@ -33,6 +33,11 @@ SCHEMAS = {
         "channel": {"type": "string"},
     }, ["user_id", "message"]),
     "whoami": obj({}),
+    # words whose negations are close enough to look like typos of them
+    "triage": obj({
+        "status": {"type": "string", "enum": ["open", "resolved", "closed"]},
+        "archived": {"type": "boolean"},
+    }),
     # not flat: nested values, so every call takes the jsonschema path
     "search": obj({
         "query": {"type": "string"},
@@ -100,8 +105,6 @@ FAILURES = [
      "svc.get: missing required parameter 'id' (a string: The item ID)"),
     ("missing", "get", None, 0,
      "svc.get: missing required parameter 'id' (a string: The item ID)"),
-    ("missing", "create", "u", 1,
-     "svc.create: missing required parameter 'message' (a string: First message)"),
     ("missing", "create", {}, 1,
      "svc.create: 2 problems with the arguments:\n"
      "- missing required parameter 'user_id' (a string: Owner)\n"
@@ -114,6 +117,14 @@ FAILURES = [
      f'svc.list: parameter \'status\' must be one of {ENUM}; got a string "OPEN". Did you mean "open"?'),
     ("enum", "list", {"status": "zzz"}, 1,
      f'svc.list: parameter \'status\' must be one of {ENUM}; got a string "zzz".'),
+    # never the opposite meaning: an agent retries with what is suggested
+    ("enum", "triage", {"status": "unresolved"}, 1,
+     'svc.triage: parameter \'status\' must be one of "open", "resolved", "closed"; got a string "unresolved".'),
+    ("enum", "triage", {"status": "not_resolved"}, 1,
+     'svc.triage: parameter \'status\' must be one of "open", "resolved", "closed"; got a string "not_resolved".'),
+    ("enum", "triage", {"status": "resolvd"}, 1,
+     'svc.triage: parameter \'status\' must be one of "open", "resolved", "closed"; got a string "resolvd". '
+     'Did you mean "resolved"?'),
     ("range", "list", {"page": 0}, 1,
      "svc.list: parameter 'page' must be at least 1, got 0"),
     ("range", "list", {"page": -1.0}, 1,
@@ -132,6 +143,10 @@ FAILURES = [
      "svc.list: unknown parameter 'pagee'. Did you mean 'page'? Valid parameters: page, per_page, status"),
     ("unknown", "list", {"limit": 1}, 1,
      "svc.list: unknown parameter 'limit'. Valid parameters: page, per_page, status"),
+    ("unknown", "triage", {"unarchived": True}, 1,
+     "svc.triage: unknown parameter 'unarchived'. Valid parameters: status, archived"),
+    ("unknown", "triage", {"archivd": True}, 1,
+     "svc.triage: unknown parameter 'archivd'. Did you mean 'archived'? Valid parameters: status, archived"),
     ("unknown", "whoami", {"x": 1}, 1,
      "svc.whoami: unknown parameter 'x': svc.whoami takes no parameters"),
     ("unknown", "search", {"query": "q", "filter": {"name": "n", "x": 1}}, 1,
@@ -142,13 +157,17 @@ FAILURES = [
     ("not a table", "list", FUNCTION, 1, f"{LIST_FORM} a function"),
     ("not a table", "list", ["a"], 1, f"{LIST_FORM} a table of positional values"),
     ("not a table", "get", ["a"], 1, f"{GET_FORM} a table of positional values"),
+    # two parameters are required: a lone value cannot stand for them, so no "or just its" is offered
+    ("not a table", "create", "u", 1,
+     "svc.create expects one table of named parameters, like "
+     'svc.create({user_id = "...", message = "..."}); got a string "u"'),
     ("not a table", "whoami", "x", 1,
      'svc.whoami expects one table of named parameters, like svc.whoami({}); got a string "x"'),
     ("extra arguments", "list", {}, 2, f"{LIST_FORM} 2 arguments"),
     ("extra arguments", "get", "a", 3, f"{GET_FORM} 3 arguments"),
     ("extra arguments", "create", None, 2,
      "svc.create expects one table of named parameters, like "
-     'svc.create({user_id = "...", message = "..."}), or just its \'user_id\'; got 2 arguments'),
+     'svc.create({user_id = "...", message = "..."}); got 2 arguments'),
     ("lua value", "get", {"id": FUNCTION}, 1,
      "svc.get: parameter 'id' must be a string, got a function"),
     ("lua value", "get", THREAD, 1,
