@@ -39,7 +39,9 @@ CALL_KEYS = {"function", "account", "ok", "duration_ms", "http_status", "error"}
 def accounts_for(sim: Simulator) -> dict[str, dict[str, Account]]:
     """``default`` and ``work`` with the simulator's token; ``stale`` with a token it refuses."""
     def account(alias: str, token: str) -> Account:
-        return Account("freshchat", alias, sim.url, Secret(token))
+        # As the environment would configure it: advice on a refused token names the variable.
+        return Account("freshchat", alias, sim.url, Secret(token), source="env",
+                       token_setting=f"FRESHCHAT_{alias.upper()}_TOKEN")
 
     return {"freshchat": {
         "default": account("default", sim.token), "work": account("work", sim.token),

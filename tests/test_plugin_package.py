@@ -61,7 +61,7 @@ SCHEME = AccountScheme(
 
 class TicketsClient:
     def __init__(self, account):
-        self.http = ServiceClient(account, auth=HeaderAuth("X-Api-Key"), scheme=SCHEME)
+        self.http = ServiceClient(account, auth=HeaderAuth("X-Api-Key"))
 
     def get_ticket(self, args, ctx):
         ticket = path_segment(args["id"], "parameter 'id'")

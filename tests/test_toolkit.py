@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from dataclasses import replace
 
 import pytest
 import responses
@@ -11,7 +12,6 @@ from responses import matchers
 
 from luabridge import (
     Account,
-    AccountScheme,
     ArgumentError,
     CallContext,
     CallError,
@@ -35,7 +35,6 @@ TOKEN = "tk-71c2-SECRET"
 BASE = "https://api.items.test/v1"
 ACCOUNT = Account("items", "default", BASE, Secret(TOKEN))
 WORK = Account("items", "work", "https://work.items.test/v1", Secret("work-SECRET"))
-SCHEME = AccountScheme(env_prefix="ITEMS", default_url=BASE, normalize_url=str)
 WRONG_URL = f"the URL of account 'default' ({BASE}) is probably wrong"
 
 
@@ -141,7 +140,8 @@ ERRORS = [
     ("empty-body", {"status": 502, "body": b""}, {}, None, "HTTP 502 Bad Gateway", None),
     ("401", error_body(401, {"message": "bad token"}), {}, None,
      "HTTP 401: bad token; check the token of account 'default'", None),
-    ("403-with-scheme", error_body(403, {"message": "forbidden"}), {"scheme": SCHEME}, None,
+    ("403-from-the-environment", error_body(403, {"message": "forbidden"}),
+     {"account": replace(ACCOUNT, source="env", token_setting="ITEMS_TOKEN")}, None,
      "HTTP 403: forbidden; check the token of account 'default' (ITEMS_TOKEN)", None),
     ("429", {"status": 429, "body": b""}, {"max_attempts": 1}, None,
      "HTTP 429 Too Many Requests; rate limited: the retries this run allows are used up, wait before calling "

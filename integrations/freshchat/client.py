@@ -31,7 +31,6 @@ import requests
 from luabridge import Account, ArgumentError, CallContext, RemoteError
 from luabridge.toolkit import ServiceClient, path_segment
 
-from .accounts import SCHEME
 
 AGENT_FIELDS = ("id", "first_name", "last_name", "email")
 # Freshchat documents conversation lists only per user; an account may not serve the global one.
@@ -68,7 +67,7 @@ class FreshchatClient:
         tests run retries without waiting."""
         self.account = account
         self.http = ServiceClient(
-            account, error_detail=freshchat_error, scheme=SCHEME, session=session, sleep=sleep, clock=clock
+            account, error_detail=freshchat_error, session=session, sleep=sleep, clock=clock
         )
 
     @property

@@ -8,10 +8,9 @@ from typing import Any
 
 import requests
 
-from .._config import env_variable
 from .._errors import IntegrationError
 from .._http import new_session, send
-from .._registry import Account, AccountScheme, CallContext
+from .._registry import Account, CallContext
 from ._answers import AnswerReader, ErrorDetail, message_or_error
 from ._auth import Auth, BearerAuth
 
@@ -25,10 +24,10 @@ class ServiceClient:
     nothing from the environment, the token scrubbed from every message. ``auth(account)`` returns the
     headers that carry the token (:class:`BearerAuth` by default); ``headers`` are sent with every request;
     ``error_detail`` finds the service's error code and message in a failed answer (see
-    :mod:`luabridge.toolkit`); ``scheme``, when given, lets the advice on 401 and 403 name the
-    environment variable of the account's token. ``sleep`` and ``clock`` are handed to ``send``, so tests
-    can run retries without waiting. Raises :class:`IntegrationError` when ``auth`` or ``error_detail``
-    is not callable.
+    :mod:`luabridge.toolkit`). The advice on 401 and 403 names where the account's token was set
+    (``account.token_setting``: an environment variable or the accounts file), when it was. ``sleep``
+    and ``clock`` are handed to ``send``, so tests can run retries without waiting. Raises
+    :class:`IntegrationError` when ``auth`` or ``error_detail`` is not callable.
     """
 
     def __init__(
@@ -38,7 +37,6 @@ class ServiceClient:
         auth: Auth | None = None,
         headers: Mapping[str, str] | None = None,
         error_detail: ErrorDetail = message_or_error,
-        scheme: AccountScheme | None = None,
         session: requests.Session | None = None,
         max_attempts: int = 4,
         connect_timeout: float = 5.0,
@@ -58,7 +56,7 @@ class ServiceClient:
         token = account.token.reveal() if account.token is not None else None
         self._reader = AnswerReader(
             account, error_detail=error_detail,
-            token_setting=env_variable(scheme, account.alias, "TOKEN") if scheme is not None else None,
+            token_setting=account.token_setting,
             secrets=(token, *self._auth.values()),
         )
 

@@ -25,8 +25,10 @@ from luabridge._http import OUTCOME_UNKNOWN
 TOKEN = "fc-fault-token-SECRET-42"
 WORK_TOKEN = "fc-work-token-SECRET-99"
 BASE = "https://acme.freshchat.com/v2"
-DEFAULT = Account("freshchat", "default", BASE, Secret(TOKEN))
-WORK = Account("freshchat", "work", "https://work.freshchat.com/v2", Secret(WORK_TOKEN))
+# Accounts as the environment configures them: the advice on 401 and 403 names their variables.
+DEFAULT = Account("freshchat", "default", BASE, Secret(TOKEN), source="env", token_setting="FRESHCHAT_TOKEN")
+WORK = Account("freshchat", "work", "https://work.freshchat.com/v2", Secret(WORK_TOKEN), source="env",
+               token_setting="FRESHCHAT_WORK_TOKEN")
 PAGE = {"page": 1, "per_page": 50}
 WRONG_URL = f"the URL of account 'default' ({BASE}) is probably wrong"
 CHECK_TOKEN = "check the token of account 'default' (FRESHCHAT_TOKEN)"
@@ -244,8 +246,10 @@ RECOVERIES = [
                              {"status": 201, "json": {"conversation_id": "c6"}}),
      {"conversation_id": "c6", "id": "c6"}, None),
     ("get_conversation", ({"status": 503}, {"json": {"conversation_id": "c1"}}),
-     {"conversation_id": "c1", "id": "c1"}, None),
+     {"conversation_id": "c1", "id": "c1", "messages": [{"id": "m1"}]}, None),
 ]
+# The further requests a function makes once its first one succeeded: get_conversation reads the messages.
+FOLLOW_UPS = {"get_conversation": ("/conversations/c1/messages", {"json": {"messages": [{"id": "m1"}]}})}
 
 
 def recover(function: str, answers: tuple[dict[str, Any], ...], fake: FakeTime) -> Any:
@@ -254,8 +258,11 @@ def recover(function: str, answers: tuple[dict[str, Any], ...], fake: FakeTime) 
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         for answer in answers:
             mock.add(method, BASE + path, **copy.deepcopy(answer))
+        if function in FOLLOW_UPS:
+            follow_up, answer = FOLLOW_UPS[function]
+            mock.get(BASE + follow_up, **answer)
         result = getattr(client, function)(args, CallContext(DEFAULT, fake.now + 60))
-        assert len(mock.calls) == 2
+        assert len(mock.calls) == 2 + (function in FOLLOW_UPS)
     return result
 
 
