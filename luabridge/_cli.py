@@ -35,6 +35,7 @@ from ._errors import ConfigError, IntegrationError, LookupFailure, UsageError
 from ._limits import MiB
 from ._permissions import Permissions
 from ._registry import Integration
+from ._trim import report_budget, trim_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_SCRIPT_BYTES = 16 * MiB
@@ -221,12 +222,13 @@ def _one_line(text: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     code = _read_source(args)
+    budget = None if args.json else report_budget()  # read first: a bad setting must not cost a run
     with open_bridge(args) as bridge:
         result = bridge.run(code)
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
-        print(_printable(result.report()))
+        print(_printable(trim_report(result, budget)))
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

@@ -34,6 +34,7 @@ from . import __version__
 from ._bridge import Bridge
 from ._errors import LookupFailure, UsageError
 from ._limits import KiB, MiB
+from ._trim import report_budget, trim_report
 
 logger = logging.getLogger("luabridge")
 
@@ -78,6 +79,7 @@ class LuaTools:
                           "not in the call, and its log has the details")
 
     async def _execute_lua(self, code: str, **limits: float) -> types.CallToolResult:
+        budget = report_budget()  # read first: a bad setting must not cost a run
         overrides = {}
         for parameter, value in limits.items():
             field, convert = _LIMIT_PARAMETERS[parameter]
@@ -85,7 +87,7 @@ class LuaTools:
         # bridge.run blocks until the worker reports or is killed at the deadline; in a thread, the server
         # keeps answering meanwhile and several runs can go on at once.
         result = await anyio.to_thread.run_sync(functools.partial(self.bridge.run, code, limits=overrides))
-        return _text(result.report(), error=not result.ok)
+        return _text(trim_report(result, budget), error=not result.ok)
 
     async def _read_doc(self, page: str | None = None) -> types.CallToolResult:
         docs = self.bridge.docs
@@ -214,6 +216,8 @@ def _execute_lua_tool(bridge: Bridge) -> types.Tool:
         f"Limits per run: {limits.timeout:g} s, {limits.memory / MiB:g} MiB of Lua memory, {limits.calls} "
         f"integration calls, {limits.output // KiB} KiB of output. The parameters below change the first three "
         "for one run. Reaching a limit ends the run with an error.",
+        f"A run also stops after {limits.instructions:,} Lua instructions, which no parameter raises: a busy loop "
+        "ends with an 'instructions' error before its time limit, so loop less rather than asking for more time.",
     ]
     schema = {
         "type": "object",
