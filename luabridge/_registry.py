@@ -161,6 +161,7 @@ class CallContext:
 
 
 Handler = Callable[[Any, Mapping[str, Any], CallContext], Any]
+RequestDescriber = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 class Simulator(Protocol):
@@ -183,7 +184,10 @@ class Function:
     ``parameters`` is the JSON Schema (an ``object`` schema) of its named arguments; each property
     carries a ``description`` and may carry a ``default``. ``handler(client, args, ctx)`` performs the
     call with validated ``args`` (defaults filled in) and returns JSON-like data; without one, the
-    client's method of the function's name is called as ``client.<name>(args, ctx)``.
+    client's method of the function's name is called as ``client.<name>(args, ctx)``. ``result``, when
+    given, is the JSON Schema of what the function returns to Lua: each property's ``description`` says
+    what it holds (and what an id refers to), ``required`` names the fields that are always there; the
+    function's doc page is generated from it.
     """
 
     name: str
@@ -193,6 +197,10 @@ class Function:
     parameters: Mapping[str, Any]
     handler: Handler = None  # type: ignore[assignment]  # filled in by __post_init__
     examples: tuple[str, ...] = ()
+    # A write's request as it would be sent, without sending it: {"method", "path", "body"}, shown by dry
+    # runs and approvals (docs/writes.md).
+    request: RequestDescriber | None = None
+    result: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.handler is None:

@@ -5,8 +5,13 @@ calls share a keep-alive connection and luabridge's HTTP policy. Each public met
 arguments of the Lua function of the same name (defaults filled in) and returns the decoded JSON. What the
 client adds to Freshchat's answers:
 
-- every conversation object carries both ``id`` and ``conversation_id`` (Freshchat sends only the latter,
-  the reference's examples read both);
+- the reference's words beside Freshchat's own fields (``vocabulary.py``): every conversation carries both
+  ``id`` and ``conversation_id`` (Freshchat sends only the latter, the reference's examples read both) and
+  an ``inbox_id`` equal to its ``channel_id``; every agent a ``status`` (``available``, ``unavailable``,
+  ``offline``); a ``status`` filter word is sent as the Freshchat statuses it stands for, comma-separated
+  (``open``: ``new,assigned,reopened``), since the conversation list is undocumented;
+- ``get_conversation`` includes the conversation's messages, oldest first, read from
+  ``GET /conversations/{id}/messages`` (Freshchat sends them newest first, a page at a time);
 - ``get_current_user``: Freshchat has no "who am I" endpoint, so it returns the account configuration
   (``GET /accounts/configuration``) and, when the token is a JWT whose ``sub`` claim names an agent that
   ``GET /agents/{sub}`` resolves, merges in that agent's ``id``, ``first_name``, ``last_name`` and
@@ -31,6 +36,7 @@ import requests
 from luabridge import Account, ArgumentError, CallContext, RemoteError
 from luabridge.toolkit import ServiceClient, path_segment
 
+from .vocabulary import status_query, with_agent_fields, with_conversation_fields
 
 AGENT_FIELDS = ("id", "first_name", "last_name", "email")
 # Freshchat documents conversation lists only per user; an account may not serve the global one.
@@ -38,6 +44,11 @@ NO_CONVERSATION_LIST = {
     404: "this account may not offer GET /v2/conversations (Freshchat documents conversation lists only per "
          "user), or no conversation matches the filters",
 }
+
+# get_conversation reads at most this many pages of messages (the newest ones), so a very long thread
+# cannot spend the run's time.
+MESSAGES_PER_PAGE = 100
+MAX_MESSAGE_PAGES = 10
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +61,22 @@ def freshchat_error(body: Any, response: requests.Response) -> tuple[str | None,
     enum = body.get("status") if isinstance(body.get("status"), str) else None
     message = body.get("message") or body.get("error")
     return enum, str(message) if message else None
+
+
+def create_conversation_request(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The request ``create_conversation`` sends for ``args``: its method, its path under the account's URL
+    and its JSON body. Dry runs and approvals show it before anything is sent."""
+    user_id = args["user_id"]
+    message: dict[str, Any] = {
+        "message_parts": [{"text": {"content": args["initial_message"]}}],
+        "message_type": "normal",
+        "actor_type": "user",
+        "actor_id": user_id,
+    }
+    body: dict[str, Any] = {"users": [{"id": user_id}], "messages": [message]}
+    if args.get("channel_id") is not None:
+        body["channel_id"] = message["channel_id"] = args["channel_id"]
+    return {"method": "POST", "path": "/conversations", "body": body}
 
 
 class FreshchatClient:
@@ -84,38 +111,50 @@ class FreshchatClient:
     def list_conversations(self, args: Mapping[str, Any], ctx: CallContext) -> Any:
         """One page of conversations, filtered by ``status`` and ``inbox_id`` when given."""
         params = _page(args)
-        params.update({name: args[name] for name in ("status", "inbox_id") if args.get(name) is not None})
+        if args.get("status") is not None:
+            params["status"] = status_query(args["status"])
+        if args.get("inbox_id") is not None:
+            params["inbox_id"] = args["inbox_id"]
         result = self.http.get("/conversations", ctx, params=params, advice=NO_CONVERSATION_LIST)
-        conversations = result.get("conversations") if isinstance(result, dict) else None
-        for conversation in conversations if isinstance(conversations, list) else ():
-            _both_ids(conversation)
+        for conversation in _listed(result, "conversations"):
+            with_conversation_fields(conversation)
         return result
 
     def get_conversation(self, args: Mapping[str, Any], ctx: CallContext) -> Any:
-        """One conversation by id."""
-        return _both_ids(self.http.get(f"/conversations/{_id(args)}", ctx))
+        """One conversation by id, with its messages oldest first."""
+        path = f"/conversations/{_id(args)}"
+        conversation = with_conversation_fields(self.http.get(path, ctx))
+        if isinstance(conversation, dict):
+            conversation["messages"] = self._messages(path, ctx)
+        return conversation
+
+    def _messages(self, path: str, ctx: CallContext) -> list[Any]:
+        """The conversation's messages, oldest first: up to :data:`MAX_MESSAGE_PAGES` pages of the newest,
+        following the answer's ``link`` to the next page."""
+        newest_first: list[Any] = []
+        for page in range(1, MAX_MESSAGE_PAGES + 1):
+            params = {"page": page, "items_per_page": MESSAGES_PER_PAGE}
+            answer = self.http.get(f"{path}/messages", ctx, params=params)
+            newest_first += _listed(answer, "messages")
+            if not isinstance(answer, dict) or not answer.get("link"):
+                break
+        return newest_first[::-1]
 
     def create_conversation(self, args: Mapping[str, Any], ctx: CallContext) -> Any:
         """Start a conversation for ``user_id`` with ``initial_message``, in ``channel_id`` when given."""
-        user_id = args["user_id"]
-        message: dict[str, Any] = {
-            "message_parts": [{"text": {"content": args["initial_message"]}}],
-            "message_type": "normal",
-            "actor_type": "user",
-            "actor_id": user_id,
-        }
-        body: dict[str, Any] = {"users": [{"id": user_id}], "messages": [message]}
-        if args.get("channel_id") is not None:
-            body["channel_id"] = message["channel_id"] = args["channel_id"]
-        return _both_ids(self.http.post("/conversations", ctx, json=body))
+        request = create_conversation_request(args)
+        return with_conversation_fields(self.http.post(request["path"], ctx, json=request["body"]))
 
     def list_agents(self, args: Mapping[str, Any], ctx: CallContext) -> Any:
         """One page of agents."""
-        return self.http.get("/agents", ctx, params=_page(args))
+        result = self.http.get("/agents", ctx, params=_page(args))
+        for agent in _listed(result, "agents"):
+            with_agent_fields(agent)
+        return result
 
     def get_agent(self, args: Mapping[str, Any], ctx: CallContext) -> Any:
         """One agent by id."""
-        return self.http.get(f"/agents/{_id(args)}", ctx)
+        return with_agent_fields(self.http.get(f"/agents/{_id(args)}", ctx))
 
     def list_groups(self, args: Mapping[str, Any], ctx: CallContext) -> Any:
         """One page of groups."""
@@ -165,14 +204,10 @@ def _id(args: Mapping[str, Any]) -> str:
     return path_segment(args["id"], "parameter 'id'")
 
 
-def _both_ids(conversation: Any) -> Any:
-    """Give a conversation object both ``id`` and ``conversation_id``, copying whichever it has."""
-    if isinstance(conversation, dict):
-        if "conversation_id" in conversation:
-            conversation.setdefault("id", conversation["conversation_id"])
-        elif "id" in conversation:
-            conversation["conversation_id"] = conversation["id"]
-    return conversation
+def _listed(answer: Any, name: str) -> list[Any]:
+    """The list an answer holds under ``name``, or an empty one when it holds none."""
+    items = answer.get(name) if isinstance(answer, dict) else None
+    return items if isinstance(items, list) else []
 
 
 def _jwt_subject(token: str | None) -> str | None:

@@ -4,8 +4,12 @@
 always gives the same data. The objects have the shapes of Freshchat REST API v2 (see
 Freshchat's public API reference): ids are UUID-like, times are ISO-8601 UTC with milliseconds.
 
+Fields Freshchat leaves out when they have no value are left out here too: an unassigned conversation has no
+``assigned_agent_id``, an agent may have no ``last_name`` or ``phone``. Conversation statuses are Freshchat's
+own (:data:`STATUS_COUNTS`), not the reference's filter words.
+
 Whatever the seed, the ids used by the reference's examples exist (:data:`REFERENCE_IDS`): conversation
-``abc-123-def`` (open), agent ``agent-123``, user ``user-456`` and channel ``channel-789``.
+``abc-123-def`` (assigned to agent ``agent-123``), agent ``agent-123``, user ``user-456`` and channel ``channel-789``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ REFERENCE_IDS = {
     "channel": "channel-789",
 }
 
-# How many conversations of each status; fixed counts so every status is always well represented.
-STATUS_COUNTS = {"new": 30, "open": 70, "pending": 35, "resolved": 75, "closed": 30}
+# How many conversations of each of Freshchat's statuses; fixed counts so each is always well represented.
+STATUS_COUNTS = {"new": 30, "assigned": 65, "reopened": 15, "waiting on customer": 25,
+                 "waiting on internal team": 10, "resolved": 95}
 AGENT_COUNT = 36
 USER_COUNT = 60
 
@@ -177,22 +182,28 @@ def _agents(draw: _Draw, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if index == 0:
             person = {"first_name": "Alex", "last_name": "Rivera", "email": "alex.rivera@acme.example"}
         elif index % 9 == 4:
-            person["last_name"] = None  # Freshchat allows agents without a last name
+            del person["last_name"]  # Freshchat allows agents without a last name
         agent_id = REFERENCE_IDS["agent"] if index == 0 else draw.uuid()
         status_name = draw.rng.choice(AGENT_STATUSES)
-        agents.append({
+        deactivated = index % 12 == 11
+        if deactivated:
+            status_name = "Away"  # a deactivated agent cannot log in
+        phone = draw.phone() if draw.rng.random() < 0.7 else None
+        agent = {
             "id": agent_id,
             **person,
-            "phone": draw.phone() if draw.rng.random() < 0.7 else None,
             "avatar": {"url": f"https://assets.freshchat.example/avatars/{agent_id}.png"},
             "groups": [g["id"] for g in draw.rng.sample(groups, draw.rng.randint(1, 2))],
             "role_id": "ACCOUNT_ADMIN" if index == 0 else draw.rng.choice((*ROLES, *role_ids)),
             "availability_status": "AVAILABLE" if status_name == "Available" else "UNAVAILABLE",
             "agent_status": {"id": draw.uuid(), "name": status_name},
             "login_status": status_name != "Away",
-            "is_deactivated": index % 12 == 11,
+            "is_deactivated": deactivated,
             "created_time": timestamp(draw.past(900)),
-        })
+        }
+        if phone is not None:
+            agent["phone"] = phone
+        agents.append(agent)
     return agents
 
 
@@ -231,7 +242,7 @@ def _message(draw: _Draw, conv: dict[str, Any], actor_type: str, actor_id: str, 
 
 def _thread(draw: _Draw, conv: dict[str, Any], created: datetime) -> list[dict[str, Any]]:
     """The messages of one conversation: the user's opener, then alternating replies."""
-    agent_id = conv["assigned_agent_id"]
+    agent_id = conv.get("assigned_agent_id")
     when = created
     thread = [_message(draw, conv, "user", conv["user_id"], draw.rng.choice(USER_MESSAGES), when)]
     replies = 0 if agent_id is None else draw.rng.randint(1, 5)
@@ -249,7 +260,8 @@ def _conversations(draw: _Draw, account: dict[str, Any], agents: list[dict[str, 
                    channels: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, list]]:
     statuses = [status for status, count in STATUS_COUNTS.items() for _ in range(count)]
     draw.rng.shuffle(statuses)
-    statuses[0] = "open"  # the reference conversation
+    first = statuses.index("assigned")  # the reference conversation is assigned; counts stay exact
+    statuses[0], statuses[first] = statuses[first], statuses[0]
     active_agents = [a for a in agents if not a["is_deactivated"]]
     internal_id = draw.rng.randrange(10**11, 10**12)
     rows: list[tuple[datetime, dict[str, Any]]] = []
@@ -258,22 +270,25 @@ def _conversations(draw: _Draw, account: dict[str, Any], agents: list[dict[str, 
         reference = index == 0
         internal_id += draw.rng.randint(1, 400)
         created = CLOCK - timedelta(hours=3, minutes=25, seconds=12.345) if reference else draw.past()
-        unassigned = status == "new" or draw.rng.random() < 0.12
+        unassigned = status == "new" or (status != "assigned" and draw.rng.random() < 0.12)
         agent = agents[0] if reference else draw.rng.choice(active_agents)
+        group_id = None if draw.rng.random() < 0.25 else draw.rng.choice(groups)["id"]
         conv = {
             "conversation_id": REFERENCE_IDS["conversation"] if reference else draw.uuid(),
             "conversation_internal_id": internal_id,
             "app_id": account["app_id"],
             "status": status,
             "channel_id": channels[0]["id"] if reference else draw.rng.choice(channels)["id"],
-            "assigned_agent_id": None if unassigned else agent["id"],
-            "assigned_group_id": None if draw.rng.random() < 0.25 else draw.rng.choice(groups)["id"],
             "user_id": users[0]["id"] if reference else draw.rng.choice(users)["id"],
             "properties": {"priority": draw.rng.choice(PRIORITIES)},
             "created_time": timestamp(created),
             "updated_time": timestamp(created),
             "url": conversation_url(account, internal_id),
         }
+        if not unassigned:
+            conv["assigned_agent_id"] = agent["id"]
+        if group_id is not None:
+            conv["assigned_group_id"] = group_id
         thread = _thread(draw, conv, created)
         conv["updated_time"] = thread[-1]["created_time"]
         messages[conv["conversation_id"]] = thread
@@ -323,8 +338,6 @@ def new_conversation(account: dict[str, Any], rng: random.Random, internal_id: i
         "app_id": account["app_id"],
         "status": "new",
         "channel_id": channel_id,
-        "assigned_agent_id": None,
-        "assigned_group_id": None,
         "user_id": user_ids[0],
         "properties": {"priority": "Low"},
         "created_time": now,

@@ -21,6 +21,6 @@ MALFORMED_BODIES = {
 }
 
 # The list an endless answer never finishes: {"conversations": [{...}, {...}, ...
-ENDLESS_LIST = ("conversations", {"conversation_id": "endless", "status": "open"})
+ENDLESS_LIST = ("conversations", {"conversation_id": "endless", "status": "assigned"})
 
 __all__ = ["ENDLESS_LIST", "MALFORMED_BODIES", "FaultPlan", "FaultRule"]

@@ -9,7 +9,12 @@ of every request (``received``, ``count``), the connection count and the fault p
 Routes (all under ``/v2``): ``GET conversations`` (``page``, ``items_per_page``, ``status``, ``inbox_id``),
 ``POST conversations``, ``GET conversations/{id}``, ``GET conversations/{id}/messages``, ``GET agents``,
 ``GET agents/{id}``, ``GET groups``, ``GET channels``, ``GET users/{id}``, ``GET accounts/configuration``.
-Created conversations answer ``201``; an unknown user or channel in a create answers ``404``.
+Created conversations answer ``201``; an unknown user or channel in a create answers ``404``. The seeded data
+is the same on every start, but created conversations get ids no other simulator handed out (drawn from the
+system's randomness), so ids from one demo run never meet another run's.
+
+Conversations carry Freshchat's statuses (:data:`~integrations.freshchat.vocabulary.FRESHCHAT_STATUSES`);
+the list's ``status`` filter takes one or several of them, comma-separated, in any case.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ from luabridge.simkit import Answer, FaultPlan, Page, ReceivedRequest, Routes, S
 
 from .simdata import Dataset, build_dataset, new_conversation
 from .simfaults import ENDLESS_LIST, MALFORMED_BODIES
+from .vocabulary import FRESHCHAT_STATUSES
 
 MAX_ITEMS_PER_PAGE = 100
 DEFAULT_ITEMS_PER_PAGE = 10
-STATUSES = ("new", "open", "pending", "resolved", "closed")
 INVALID = "INVALID_VALUE"  # Freshchat's code for a request it cannot accept
 
 
@@ -88,7 +93,7 @@ class Simulator(SimServer):
         self.dataset: Dataset = build_dataset(seed)
         self._lock = threading.Lock()  # guards the conversations, their messages and the created list
         self._created: list[dict[str, Any]] = []
-        self._rng = random.Random(f"created:{seed}")
+        self._rng = random.Random()  # seeded from the system: created ids differ from run to run
         self._conversations = list(self.dataset.conversations)
         self._messages = {cid: list(thread) for cid, thread in self.dataset.messages.items()}
         self._index = {
@@ -97,7 +102,8 @@ class Simulator(SimServer):
                                 ("channel", self.dataset.channels))
         }
         self._index["conversation"] = {c["conversation_id"]: c for c in self._conversations}
-        self._next_internal_id = max(c["conversation_internal_id"] for c in self._conversations)
+        self._next_internal_id = (max(c["conversation_internal_id"] for c in self._conversations)
+                                  + self._rng.randrange(10**6))
         super().__init__(token=token if token is not None else self.dataset.token, host=host, port=port,
                          faults=faults)
 
@@ -152,12 +158,15 @@ class Simulator(SimServer):
 
     def _list_conversations(self, query: dict[str, str]) -> Answer:
         filters = {name: query[name] for name in ("status", "inbox_id") if name in query}
-        if "status" in filters and filters["status"] not in STATUSES:
-            raise _bad(f"status must be one of {', '.join(STATUSES)}, got {filters['status']!r}")
+        statuses = {word.strip().lower() for word in filters["status"].split(",")} if "status" in filters else None
+        unknown = sorted((statuses or set()) - set(FRESHCHAT_STATUSES))
+        if unknown:
+            raise _bad(f"status must be one or more of {', '.join(FRESHCHAT_STATUSES)} (comma-separated), "
+                       f"got {', '.join(map(repr, unknown))}")
         with self._lock:
             conversations = list(self._conversations)
         matching = [c for c in conversations
-                    if c["status"] == filters.get("status", c["status"])
+                    if (statuses is None or c["status"] in statuses)
                     and c["channel_id"] == filters.get("inbox_id", c["channel_id"])]
         return Answer(200, paginate("conversations", matching, query, "/v2/conversations", filters))
 

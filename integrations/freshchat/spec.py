@@ -4,14 +4,19 @@ Summaries, parameter descriptions and examples are the reference's (``reference.
 the longer descriptions and the read/write operations come from the integration's metadata. Validation,
 the per-function doc pages and the dispatch to the client (each function is served by the client's
 method of the same name) are all driven from this one table, and ``tests/freshchat/test_spec.py`` checks
-it against the reference.
+it against the reference. What each function returns (``result``) is declared in ``results.py`` and
+attached below.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from luabridge import Function
+
+from .client import create_conversation_request
+from .results import RESULTS
 
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -32,7 +37,7 @@ def _string(description: str) -> dict[str, Any]:
     return {"type": "string", "description": description}
 
 
-FUNCTIONS: tuple[Function, ...] = (
+_DECLARED: tuple[Function, ...] = (
     Function(
         name="list_conversations",
         summary="List support conversations with optional filters.",
@@ -92,6 +97,7 @@ FUNCTIONS: tuple[Function, ...] = (
             "initial_message": _string("First message in the conversation"),
             "channel_id": _string("Optional channel ID for routing"),
         }, required=("user_id", "initial_message")),
+        request=create_conversation_request,
         examples=(
             'local result = app.integrations.freshchat.create_conversation({\n'
             '  user_id = "user-456",\n'
@@ -166,3 +172,5 @@ FUNCTIONS: tuple[Function, ...] = (
         ),
     ),
 )
+
+FUNCTIONS: tuple[Function, ...] = tuple(replace(fn, result=RESULTS[fn.name]) for fn in _DECLARED)

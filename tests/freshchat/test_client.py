@@ -48,9 +48,8 @@ REQUESTS = [
     # function, args, method, path, query, JSON body
     ("list_conversations", PAGE, "GET", "/conversations", {"page": "1", "items_per_page": "50"}, None),
     ("list_conversations", {"page": 2, "per_page": 20, "status": "open", "inbox_id": "inbox-7"},
-     "GET", "/conversations", {"page": "2", "items_per_page": "20", "status": "open", "inbox_id": "inbox-7"},
-     None),
-    ("get_conversation", {"id": "conv-1"}, "GET", "/conversations/conv-1", {}, None),
+     "GET", "/conversations",
+     {"page": "2", "items_per_page": "20", "status": "new,assigned,reopened", "inbox_id": "inbox-7"}, None),
     ("create_conversation", {"user_id": "user-456", "initial_message": "I need help"},
      "POST", "/conversations", {},
      {"users": [{"id": "user-456"}],
@@ -87,8 +86,67 @@ def test_each_function_sends_exactly_its_request(mock, client, function, args, m
     assert ctx.http_status == 200
 
 
+# The reference's filter words and the Freshchat statuses each is sent as (vocabulary.STATUS_FILTERS).
+STATUS_WORDS = [
+    ("new", "new"),
+    ("open", "new,assigned,reopened"),
+    ("pending", "waiting on customer,waiting on internal team"),
+    ("resolved", "resolved"),
+    ("closed", "resolved"),
+]
+
+
+@pytest.mark.parametrize(("word", "sent"), STATUS_WORDS)
+def test_a_status_filter_word_is_sent_as_freshchats_statuses(mock, client, word, sent):
+    query = {"page": "1", "items_per_page": "50", "status": sent}
+    mock.get(BASE + "/conversations", json={}, match=[matchers.query_param_matcher(query)])
+    client.list_conversations({**PAGE, "status": word}, context())
+
+
+def test_get_conversation_reads_its_messages_page_by_page_and_gives_them_oldest_first(mock, client):
+    conversation = {"conversation_id": "conv-1", "channel_id": "ch-1", "status": "assigned"}
+    mock.get(BASE + "/conversations/conv-1", json=conversation,
+             match=[matchers.query_param_matcher({}), matchers.header_matcher(HEADERS)])
+    messages = BASE + "/conversations/conv-1/messages"
+    mock.get(messages, json={"messages": [{"id": "m4"}, {"id": "m3"}],
+                             "link": {"href": "/v2/conversations/conv-1/messages?page=2", "rel": "next_page"}},
+             match=[matchers.query_param_matcher({"page": "1", "items_per_page": "100"})])
+    mock.get(messages, json={"messages": [{"id": "m2"}, {"id": "m1"}]},
+             match=[matchers.query_param_matcher({"page": "2", "items_per_page": "100"})])
+    result = client.get_conversation({"id": "conv-1"}, context())
+    assert result == {**conversation, "id": "conv-1", "inbox_id": "ch-1",
+                      "messages": [{"id": "m1"}, {"id": "m2"}, {"id": "m3"}, {"id": "m4"}]}
+
+
+def test_get_conversation_reads_at_most_ten_pages_of_messages(mock, client):
+    mock.get(BASE + "/conversations/c1", json={"conversation_id": "c1"})
+    mock.get(BASE + "/conversations/c1/messages", json={"messages": [{"id": "m"}], "link": {"href": "next"}})
+    result = client.get_conversation({"id": "c1"}, context())
+    assert len(result["messages"]) == 10 and len(mock.calls) == 11
+
+
+@pytest.mark.parametrize(("agent", "status"), [
+    ({"availability_status": "AVAILABLE", "login_status": True}, "available"),
+    ({"availability_status": "available"}, "available"),
+    ({"availability_status": "UNAVAILABLE", "login_status": True}, "unavailable"),
+    ({"availability_status": "AVAILABLE", "login_status": False}, "offline"),
+    ({"login_status": False}, "offline"),
+    ({}, None),
+    ({"availability_status": "UNAVAILABLE", "status": "theirs"}, "theirs"),  # Freshchat's own field wins
+])
+def test_agents_get_a_status_in_the_references_words(mock, client, agent, status):
+    mock.get(BASE + "/agents/a1", json={"id": "a1", **agent})
+    mock.get(BASE + "/agents", json={"agents": [{"id": "a1", **agent}, "not an object"]})
+    one = client.get_agent({"id": "a1"}, context())
+    listed = client.list_agents(PAGE, context())["agents"]
+    assert one.get("status") == listed[0].get("status") == status
+    assert {key: one[key] for key in agent} == agent  # Freshchat's fields are kept as they came
+    assert listed[1] == "not an object"
+
+
 LISTING = {
-    "conversations": [{"conversation_id": "c1", "status": "new"}, {"id": "c2"}, "not an object"],
+    "conversations": [{"conversation_id": "c1", "status": "new", "channel_id": "ch-1"}, {"id": "c2"},
+                      "not an object"],
     "pagination": {"total_items": 3, "total_pages": 1, "current_page": 1, "items_per_page": 50},
     "links": {"first_page": {"href": "/v2/conversations?items_per_page=50&page=1", "rel": "conversations",
                              "type": "GET"}},
@@ -100,7 +158,8 @@ def test_list_results_keep_the_envelope_and_conversations_get_both_ids(mock, cli
     result = client.list_conversations(PAGE, context())
     assert result == {
         **LISTING,
-        "conversations": [{"conversation_id": "c1", "id": "c1", "status": "new"},
+        "conversations": [{"conversation_id": "c1", "id": "c1", "status": "new", "channel_id": "ch-1",
+                           "inbox_id": "ch-1"},
                           {"id": "c2", "conversation_id": "c2"}, "not an object"],
     }
 
@@ -116,12 +175,14 @@ def test_list_agents_and_groups_return_freshchat_envelopes_untouched(mock, clien
 
 @pytest.mark.parametrize(("function", "args", "method", "answer", "result"), [
     ("get_conversation", {"id": "c1"}, "GET", {"conversation_id": "c1", "status": "resolved"},
-     {"conversation_id": "c1", "id": "c1", "status": "resolved"}),
+     {"conversation_id": "c1", "id": "c1", "status": "resolved", "messages": []}),
     ("create_conversation", {"user_id": "u", "initial_message": "m"}, "POST", {"conversation_id": "c9"},
      {"conversation_id": "c9", "id": "c9"}),
 ])
 def test_single_conversations_get_both_ids(mock, client, function, args, method, answer, result):
     mock.add(method, BASE + "/conversations" + ("/c1" if method == "GET" else ""), json=answer)
+    if method == "GET":
+        mock.get(BASE + "/conversations/c1/messages", json={"messages": []})
     assert getattr(client, function)(args, context()) == result
 
 
