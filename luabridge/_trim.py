@@ -71,11 +71,11 @@ def trim_report(result: RunResult, budget: int | None) -> str:
         after_output = len("Output:\n") + len(output)
     if result.value is not None:
         value = json.dumps(result.value, ensure_ascii=False)
-        label = "\nReturn value: "
-        at = report.find(f"{label}{value}\n", after_output)
-        if at >= 0:
+        label = "Return value: "
+        line_start = f"\n{report}".find(f"\n{label}{value}\n", after_output)  # its line, the first one too
+        if line_start >= 0:
             advice = f"the return value is {len(value):,} characters of JSON; {RETURN_LESS}"
-            parts.append((at + len(label), value, advice, False))
+            parts.append((line_start + len(label), value, advice, False))
     room = budget - (len(report) - sum(len(text) for _, text, _, _ in parts))
     shares = _shares([len(text) for _, text, _, _ in parts], room)
     if shares is None:
@@ -138,7 +138,7 @@ def _head(text: str, room: int) -> str:
     boundaries = [m.end() for m in _BOUNDARY.finditer(piece)]
     if boundaries and boundaries[-1] >= room // 2:
         return piece[: boundaries[-1]]
-    return piece[: _safe_end(piece, len(piece))]
+    return text[: _safe_end(text, len(piece))]
 
 
 def _tail(text: str, room: int) -> str:

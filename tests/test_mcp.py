@@ -438,3 +438,67 @@ def test_a_bug_inside_a_tool_is_an_error_result_and_is_logged(tools, monkeypatch
     assert record.name == "luabridge"
     assert record.getMessage() == f"the {tool} tool failed"
     assert record.exc_info[1].args == ("something broke",)
+
+
+# What the model reads is sized for it ----------------------------------------------------------------------
+
+FLOOD_LINE = "conversation {} is waiting on the customer"
+TRIM_MARKER = re.compile(r"\n\[\.\.\. ([\d,]+) characters(?: \(([\d,]+) lines?\))? left out; ([^\n]*) \.\.\.\]\n")
+
+
+def test_execute_lua_trims_a_print_flood_to_head_and_tail_with_a_marker(server):
+    lines = [FLOOD_LINE.format(i) for i in range(1, 1201)]  # 54 KB: within the output limit, not the budget
+    is_error, text = server.run(f'for i = 1, 1200 do print(("{FLOOD_LINE}"):format(i)) end return #"done"'
+                                .replace("{}", "%d"))
+    assert not is_error and len(text) <= 20_000, len(text)
+    [marker] = list(TRIM_MARKER.finditer(text))
+    head = text[: marker.start()].removeprefix("Output:\n").splitlines()
+    tail, rest = text[marker.end():].split("\nReturn value: 4\nExecution time: ")
+    tail = tail.splitlines()
+    assert head == lines[: len(head)] and tail == lines[-len(tail):]  # whole lines, never cut mid-word
+    assert len(head) > 150 and len(tail) > 150
+    left_out = lines[len(head): len(lines) - len(tail)]
+    assert marker[1] == f"{sum(len(line) + 1 for line in left_out):,}"
+    assert marker[2] == f"{len(left_out):,}"
+    assert marker[3] == "print less: a count or a summary, not every record"
+    assert re.fullmatch(r"\d+ms", rest)
+
+
+def test_execute_lua_shows_the_head_of_a_huge_return_value_and_its_size(server):
+    code = 'local t = {} for i = 1, 4000 do t[i] = "conversation-" .. i .. " waiting on customer" end return t'
+    full = json.dumps([f"conversation-{i} waiting on customer" for i in range(1, 4001)])
+    is_error, text = server.run(code)
+    assert not is_error and len(text) <= 20_000, len(text)
+    assert text.startswith('Return value: ["conversation-1 waiting on customer", ')
+    [marker] = list(TRIM_MARKER.finditer(text))
+    head = text[len("Return value: "): marker.start()]
+    assert full.startswith(head) and head.endswith('customer", ')  # cut between two values
+    assert len(head) > 19_000
+    assert marker[1] == f"{len(full) - len(head):,}"
+    assert marker[3] == (f"the return value is {len(full):,} characters of JSON; "
+                         "return a summary instead: counts, ids, the few fields needed")
+    assert re.fullmatch(r"Execution time: \d+ms", text[marker.end():])
+
+
+def test_execute_lua_budget_is_set_by_the_environment(monkeypatch):
+    code = 'for i = 1, 500 do print("line " .. i) end return 1'
+    with Bridge(isolation=False) as bridge:
+        tools = LuaTools(bridge)
+        monkeypatch.setenv("LUABRIDGE_REPORT_CHARS", "1000")
+        is_error, text = call(tools, "execute_lua", code=code)
+        assert not is_error and len(text) <= 1_000 and TRIM_MARKER.search(text)
+        monkeypatch.setenv("LUABRIDGE_REPORT_CHARS", "0")
+        is_error, text = call(tools, "execute_lua", code=code)
+        untimed = re.compile(r"Execution time: \d+ms")
+        assert untimed.sub("", text) == untimed.sub("", bridge.run(code).report())  # everything
+        assert text.count("\n") == 502 and not TRIM_MARKER.search(text)
+        monkeypatch.setenv("LUABRIDGE_REPORT_CHARS", "12")
+        monkeypatch.setattr(bridge, "run", lambda *args, **kwargs: pytest.fail("ran despite a bad setting"))
+        is_error, text = call(tools, "execute_lua", code=code)
+        assert is_error and text.startswith("Error: LUABRIDGE_REPORT_CHARS='12': give the characters of a report")
+
+
+def test_execute_lua_says_that_the_instruction_limit_cannot_be_raised(server):
+    description = server.tools()["execute_lua"].description
+    assert ("A run also stops after 200,000,000 Lua instructions, which no parameter raises: a busy loop ends with "
+            "an 'instructions' error before its time limit") in description
