@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from luabridge import Bridge
-from luabridge._docs import MAX_QUERY_CHARS, MAX_QUERY_WORDS, DocSet
+from luabridge._docs import MAX_QUERY_CHARS, MAX_QUERY_WORDS, DocSet, served
 from luabridge._errors import LookupFailure
 from luabridge._registry import AccountScheme, Function, Integration
 
@@ -39,6 +39,19 @@ FUNCTIONS = (
         lambda client, args, ctx: client.get_item(args, ctx),
         ('local item = app.integrations.shop.get_item("item-1")\nprint(item.name)',
          'print(app.integrations.shop.get_item({id = "item-2"}).price)'),
+        result={
+            "type": "object", "description": "The item.", "required": ["id", "prices"],
+            "properties": {
+                "id": {"type": "string", "description": "The item's ID"},
+                "condition": {"type": "string", "description": "Its condition", "enum": ["new", "used"]},
+                "prices": {"type": "array", "description": "Its prices | oldest first", "items": {
+                    "type": "object", "required": ["amount"],
+                    "properties": {"amount": {"type": "integer", "description": "In cents"},
+                                   "tags": {"type": "array", "items": {"type": "string"}}}}},
+                "seller": {"type": "object", "description": "Who sells it",
+                           "properties": {"name": {"type": "string", "description": "The seller's name"}}},
+            },
+        },
     ),
     Function(
         "create_item", "Create an item.", "Create a draft item, visible only to staff.", "write",
@@ -77,6 +90,22 @@ Operation: read (it only reads data).
 |------|------|----------|-------------|
 | `id` | string | yes | The item ID |
 
+## Result
+
+The item.
+
+A field whose "Always" column says no may be absent (nil in Lua).
+
+| Field | Type | Always | Description |
+|-------|------|--------|-------------|
+| `id` | string | yes | The item's ID |
+| `condition` | string | no | Its condition. One of `new`, `used`. |
+| `prices` | array of object | yes | Its prices \\| oldest first |
+| `prices[i].amount` | integer | yes | In cents |
+| `prices[i].tags` | array of string | no |  |
+| `seller` | object | no | Who sells it |
+| `seller.name` | string | no | The seller's name |
+
 ## Calling it
 
 ```lua norun
@@ -114,7 +143,45 @@ def test_integration_page_is_the_reference_exactly(docs):
 
 
 def test_function_page_is_generated_from_the_function(docs):
-    assert docs.read("integrations.shop.get_item") == GET_ITEM_PAGE
+    assert docs.source("integrations.shop.get_item") == GET_ITEM_PAGE
+    assert docs.read("integrations.shop.get_item") == GET_ITEM_PAGE.replace("```lua norun\n", "```lua\n")
+
+
+def test_a_function_without_a_result_shape_has_no_result_section(docs):
+    assert "## Result" not in docs.read("integrations.shop.list_items")
+
+
+def test_pages_are_served_without_test_markers():
+    guide = "# G\n\nText.\n\n```lua norun\nx()\n```\n\n  ~~~~lua  norun \ny()\n~~~~\n```lua\nz()\n```\n"
+    docs = DocSet([SHOP], {}, guides={"g": guide})
+    assert docs.read("g") == "# G\n\nText.\n\n```lua\nx()\n```\n\n  ~~~~lua\ny()\n~~~~\n```lua\nz()\n```\n"
+    assert docs.source("g") == guide
+    assert all("norun" not in docs.read(name) for name in docs.list())
+    assert served("prose that says norun\n```lua norun-ish\n") == "prose that says norun\n```lua norun-ish\n"
+
+
+@pytest.mark.parametrize(("guide", "summary"), [
+    ("# T\n\nOne sentence that wraps\nonto the next line. A second one.\n",
+     "One sentence that wraps onto the next line."),
+    ("# T\n\nUse it, e.g. for tests. More.\n", "Use it, e.g. for tests."),
+    ("# T\n\nNo stop at all\n\nNext paragraph.\n", "No stop at all"),
+    ("# T\n\n- a list\n\nProse after it.\n", "Prose after it."),
+])
+def test_the_index_never_cuts_a_summary_mid_sentence(guide, summary):
+    docs = DocSet([], {}, guides={"g": guide})
+    assert docs.index().splitlines()[7] == f"g             {summary}"
+
+
+@pytest.mark.parametrize(("wanted", "suggested"), [
+    ("shop", "integrations.shop"),
+    ("get_item", "integrations.shop.get_item"),
+    ("shop.get_itme", "integrations.shop.get_item"),
+    ("integrations.shop.recipe", "integrations.shop.recipes"),
+])
+def test_an_unknown_page_gets_a_did_you_mean(docs, wanted, suggested):
+    with pytest.raises(LookupFailure) as caught:
+        docs.read(wanted)
+    assert f"Did you mean: {suggested}" in caught.value.message
 
 
 @pytest.mark.parametrize("page", [
@@ -126,7 +193,7 @@ def test_function_page_is_generated_from_the_function(docs):
     "  integrations.shop.get_item ",
 ])
 def test_function_page_answers_to_every_spelling(docs, page):
-    assert docs.read(page) == GET_ITEM_PAGE
+    assert docs.source(page) == GET_ITEM_PAGE
 
 
 def test_parameter_table_shows_defaults_choices_and_bounds(docs):
@@ -335,5 +402,5 @@ def test_freshchats_guides_are_served_under_its_pages(page, phrase):
         result = bridge.run(f'return lua_read_doc("integrations.freshchat.{page}")')
         listed = bridge.docs.list("integrations.freshchat.")
     assert result.ok, result.error
-    assert result.value == guide and phrase in guide
+    assert result.value == served(guide) and phrase in guide
     assert f"integrations.freshchat.{page}" in listed

@@ -114,12 +114,14 @@ def file_blocks() -> list[Block]:
 
 
 def served_blocks(known: set[str]) -> list[Block]:
-    """The lua blocks of the pages lua_read_doc serves (generated ones included) not already in a file."""
+    """The lua blocks of the pages lua_read_doc serves (generated ones included) not already in a file,
+    with the markers of their source (``DocSet.source``)."""
     accounts = {"freshchat": {
         alias: Account("freshchat", alias, "http://127.0.0.1:9/v2", Secret("unused")) for alias in DEMO_ALIASES
     }}
     with Bridge(accounts, isolation=False) as bridge:
-        pages = {name: bridge.docs.read(name) for name in bridge.docs.list()}
+        # The pages as written: served, a block has lost its test marker (lua norun is served as lua).
+        pages = {name: bridge.docs.source(name) for name in bridge.docs.list()}
     return [
         block
         for name, text in pages.items()
