@@ -10,11 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ._approvals import ApprovalStore, PausedRun
 from ._calls import RunEvents, RunHost
 from ._catalog import Catalog
 from ._config import load_accounts, normalize_account_url
 from ._discovery import discover_integrations, unique_by_name
 from ._errors import UsageError
+from ._ledger import Replay, RunPlan, describe_call
 from ._limits import DEFAULT_CEILINGS, DEFAULT_LIMITS, Limits
 from ._permissions import Permissions
 from ._pool import WorkerPool
@@ -25,12 +27,12 @@ from ._sandbox import run_script
 from ._suggest import did_you_mean
 
 
-def execute_run(catalog: Catalog, code: str, *, limits: Limits, permissions: Permissions, started: float) -> RunResult:
-    """Run ``code`` in this process and collect its result."""
+def execute_run(catalog: Catalog, code: str, *, limits: Limits, events: RunEvents, started: float) -> RunResult:
+    """Run ``code`` in this process as ``events`` plans it (permissions, dry run, replay) and collect its result."""
     deadline = started + limits.timeout
-    events = RunEvents(permissions)
-    host = RunHost(catalog, limits=limits, permissions=permissions, events=events, deadline=deadline)
-    outcome = run_script(code, host=host, limits=limits, deadline=deadline)
+    host = RunHost(catalog, limits=limits, permissions=events.permissions, events=events, deadline=deadline)
+    plan = events.plan
+    outcome = run_script(code, host=host, limits=limits, deadline=deadline, seed=plan.seed, clock=plan.clock)
     return RunResult(
         value=outcome.value,
         output="".join(events.output),
@@ -138,6 +140,8 @@ class Bridge:
     ``limits`` are the defaults of each run; ``ceilings`` are what per-run overrides may not pass.
     By default each run executes in a worker process that is killed at the deadline; with
     ``isolation=False`` runs execute in this process, where one long C call can outlive the time limit.
+    ``approvals`` is where runs paused for approval are kept (a path or an :class:`ApprovalStore`; default:
+    ``$LUABRIDGE_STATE`` or the user's state directory, see docs/writes.md).
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class Bridge:
         permissions: Permissions | None = None,
         isolation: bool = True,
         max_workers: int = 8,
+        approvals: ApprovalStore | str | os.PathLike[str] | None = None,
     ) -> None:
         loaded = _load(integrations)
         self.catalog = Catalog(loaded, check_accounts(accounts, loaded))
@@ -163,6 +168,7 @@ class Bridge:
         self._pool: WorkerPool | None = None
         self._pool_lock = threading.Lock()
         self._closed = False
+        self._approvals = approvals if isinstance(approvals, ApprovalStore) else ApprovalStore(approvals)
 
     @classmethod
     def from_env(
@@ -190,9 +196,13 @@ class Bridge:
         limits: Limits | Mapping[str, Any] | None = None,
         permissions: Permissions | None = None,
         in_process: bool | None = None,
+        dry_run: bool = False,
     ) -> RunResult:
         """Run ``code`` in a fresh sandbox and return its result; a script's failure is in ``result.error``.
 
+        With ``dry_run``, reads are sent and each write is checked and answered with the request it would
+        send, not sent. A write that ``permissions`` set to "approve" ends the run as pending (error type
+        ``approval``, ``result.pending``), to be finished with :meth:`resume`.
         Raises :class:`UsageError` for an empty or non-text script, invalid limits, or a closed bridge.
         """
         started = time.monotonic()
@@ -201,10 +211,59 @@ class Bridge:
         run_limits = self.limits.with_overrides(limits)
         if run_limits is not self.limits:  # the bridge's own limits were checked when it was made
             run_limits.check_within(self.ceilings)
-        run_permissions = permissions or self.permissions
+        events = RunEvents(permissions or self.permissions, RunPlan(dry_run=dry_run))
+        return self._execute(code, run_limits, events, in_process, started)
+
+    def resume(self, approval_id: str, *, approve: bool, in_process: bool | None = None) -> RunResult:
+        """Finish the run paused at approval ``approval_id``: re-run its script with every call it made
+        before answered from the record (nothing is sent again), then send the write once when ``approve``
+        is true, or make it a permission error the script can catch when false. Works from any process
+        that has the same accounts and approvals store.
+
+        Raises :class:`UsageError` for an unknown id or one already approved or rejected (an id is used
+        once: nothing is sent), or a closed bridge.
+        """
+        started = time.monotonic()
+        self._check_open()
+        paused = self._approvals.decide(approval_id, approve=approve)
+        decisions = paused.permissions
+        permissions = Permissions(read=decisions["read"], write=decisions["write"], ask=self.permissions.ask)
+        plan = RunPlan(replay=Replay(paused.calls, paused.pending, approve), seed=paused.seed, clock=paused.clock)
+        result = self._execute(paused.code, Limits(**paused.limits), RunEvents(permissions, plan), in_process,
+                               started)
+        self._approvals.finish(approval_id, result.to_json())
+        return result
+
+    def _execute(
+        self, code: str, limits: Limits, events: RunEvents, in_process: bool | None, started: float
+    ) -> RunResult:
         if not (self.isolation if in_process is None else not in_process):
-            return execute_run(self.catalog, code, limits=run_limits, permissions=run_permissions, started=started)
-        return self._workers().run(code, limits=run_limits, permissions=run_permissions, started=started)
+            result = execute_run(self.catalog, code, limits=limits, events=events, started=started)
+        else:
+            result = self._workers().run(code, limits=limits, events=events, started=started)
+        return self._settled(result, code, limits, events)
+
+    def _settled(self, result: RunResult, code: str, limits: Limits, events: RunEvents) -> RunResult:
+        """``result`` with its pause stored (the approval id in ``pending``), or failed when a resumed
+        script ended before it reached the write it was resumed for."""
+        replay = events.plan.replay
+        if replay is not None and not replay.finished and not events.diverged:
+            pending = replay.pending
+            ended = f" (it ended with: {result.error.message})" if result.error else ""
+            result.value, result.error = None, RunError("runtime", (
+                "the resumed script ended before it made the write waiting for approval, "
+                f"{describe_call(pending.function, pending.account, pending.arguments)}; nothing was sent{ended}"))
+        if events.pending is not None and result.error is not None and result.error.type == "approval":
+            pending = events.pending
+            paused = PausedRun(
+                code=code, limits=limits.to_dict(), permissions=events.permissions.to_json(),
+                seed=events.plan.seed, clock=events.plan.clock, calls=events.recorded, pending=pending,
+            )
+            approval_id = self._approvals.save(paused)
+            result.pending = {"id": approval_id, "function": pending.function, "account": pending.account,
+                              "arguments": pending.arguments, "request": pending.request}
+            result.error = RunError("approval", f"{result.error.message}; approval {approval_id} is waiting")
+        return result
 
     def prestart(self, workers: int = 1) -> None:
         """Start worker processes now until ``workers`` are waiting, so that the next runs do not wait for

@@ -18,6 +18,7 @@ from ._catalog import Catalog, Target
 from ._config import env_variable
 from ._errors import AccountError, ArgumentError, CallError, LimitExceeded, LookupFailure, PermissionDenied
 from ._http import redact
+from ._ledger import Divergence, PendingCall, RecordedCall, RunPlan, sent_outcome
 from ._limits import Limits
 from ._namespace import resolve
 from ._permissions import PermissionRequest, Permissions
@@ -30,12 +31,20 @@ MAX_CALL_ERROR = 4096
 
 
 class RunEvents:
-    """What a run reports as it goes, kept in the host: its output (in-process runs) and its call log."""
+    """What a run reports as it goes, kept in the host: its output (in-process runs), its call log (the effect
+    ledger), and, for a run that may pause, each call's arguments and answer (``recorded``) and the write it
+    paused at (``pending``). ``plan`` says how the run treats its writes (dry run, replay)."""
 
-    def __init__(self, permissions: Permissions) -> None:
+    def __init__(self, permissions: Permissions, plan: RunPlan | None = None) -> None:
         self.permissions = permissions
+        self.plan = plan or RunPlan()
         self.output: list[str] = []
         self.calls: list[CallRecord] = []
+        # Only a run that can pause keeps its answers: a resumed run replays them.
+        self.recording = "approve" in (permissions.read, permissions.write)
+        self.recorded: list[RecordedCall] = []
+        self.pending: PendingCall | None = None
+        self.diverged = False
 
     def printed(self, text: str) -> None:
         self.output.append(text)
@@ -129,20 +138,63 @@ class RunHost(ScriptHost):
         ``None``; ``room`` is the bytes of Lua memory the run has left for the answer.
 
         The answer is handed back as JSON bytes, and only when its cost fits in ``room``: the call log
-        says the call failed when the script did not get its answer.
+        says the call failed when the script did not get its answer. In a resumed run, each call the
+        script made before is answered from the record instead (see ``_ledger.py``).
         """
         target = self.catalog.target(target_id)
         if self.calls_made >= self.limits.calls:
             return ("trip", "calls", f"integration call limit of {self.limits.calls} exceeded")
         self.calls_made += 1
-        record = CallRecord(function=target.qualified_name, account=target.alias)
+        arguments = _arguments(args)
+        approved: bool | None = None
+        replay = self.events.plan.replay
+        if replay is not None and not replay.finished:
+            try:
+                entry = replay.next(target.qualified_name, target.alias, arguments)
+            except Divergence as exc:
+                self.events.diverged = True
+                self.events.call_started(CallRecord(
+                    function=target.qualified_name, account=target.alias, ok=False, error=str(exc),
+                    effect=target.function.operation, outcome="not_sent",
+                ))
+                return ("trip", "runtime", str(exc))
+            if isinstance(entry, RecordedCall):
+                return self._replayed(entry, room)
+            approved = replay.approve
+        reply = self._call(target, nargs, args, colon, encode_error, room, approved)
+        if self.events.recording and self.events.pending is None:
+            answer = [reply[0], reply[1].decode("utf-8"), *reply[2:]] if reply[0] == "ok" else list(reply)
+            self.events.recorded.append(RecordedCall(
+                target.qualified_name, target.alias, arguments, answer, self.events.calls[-1].to_json()))
+        return reply
+
+    def _replayed(self, entry: RecordedCall, room: float) -> tuple:
+        """A call answered from the record of the run that paused: nothing is sent."""
+        self.events.call_started(CallRecord.from_json(entry.record))
+        self.events.recorded.append(entry)
+        if entry.reply[0] != "ok":
+            return tuple(entry.reply)
+        data = entry.reply[1].encode("utf-8")
+        cost = _json.lua_cost(data)
+        if cost > room:
+            return ("trip", "memory", f"{entry.function}: the recorded answer would take about {cost} bytes of Lua "
+                    f"memory, more than the {max(0, int(room))} bytes left under the memory limit of "
+                    f"{self.limits.memory} bytes")
+        return ("ok", data, cost)
+
+    def _call(
+        self, target: Target, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float,
+        approved: bool | None,
+    ) -> tuple:
+        record = CallRecord(function=target.qualified_name, account=target.alias,
+                            effect=target.function.operation, outcome="not_sent")
         self.events.call_started(record)
         started = time.perf_counter()
         ctx = CallContext(account=target.account, deadline=self.deadline, max_body=self.limits.memory)
         try:
             if isinstance(args, str):
                 args = _json.loads(args)
-            data = _json.dumps(self._perform(target, ctx, nargs, args, colon, encode_error))
+            data = _json.dumps(self._perform(target, ctx, record, nargs, args, colon, encode_error, approved))
             cost = _json.lua_cost(data)
             if cost > room:
                 raise LimitExceeded(
@@ -150,6 +202,9 @@ class RunHost(ScriptHost):
                     f"bytes of Lua memory, more than the {max(0, int(room))} bytes left under the memory "
                     f"limit of {self.limits.memory} bytes", kind="memory",
                 )
+        except _Paused as exc:
+            record.ok, record.outcome, record.error = False, "pending", str(exc)
+            return ("trip", "approval", str(exc))
         except CallError as exc:
             # A client words what went wrong; which call it was is added here, once, for every integration.
             exc.function, exc.account = target.qualified_name, target.alias
@@ -157,6 +212,8 @@ class RunHost(ScriptHost):
             # Cut short by the deadline: whether it took effect is not known.
             record.ok = None if isinstance(exc, LimitExceeded) and exc.kind == "timeout" else False
             record.error = message
+            if record.outcome == "unknown":  # it was on its way to the service
+                record.outcome = sent_outcome(record.effect, ctx.http_status, message)
             if isinstance(exc, LimitExceeded):
                 return ("trip", exc.kind, message)
             # The error's facts travel with its words: the script reads them as fields (see _kernel.lua).
@@ -167,16 +224,21 @@ class RunHost(ScriptHost):
             logger.exception("internal error in %s", target.qualified_name)
             record.ok = False
             record.error = f"{target.qualified_name}: internal error (a bug in the host; details are in its log)"
+            if record.outcome == "unknown" and record.effect == "read":
+                record.outcome = "failed"  # a write that broke on its way keeps its unknown outcome
             return ("error", "runtime", record.error)
         else:
             record.ok = True
+            if record.outcome == "unknown":
+                record.outcome = "succeeded"
             return ("ok", data, cost)  # the cost travels with it: counted once per answer
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
             record.http_status = ctx.http_status
 
     def _perform(
-        self, target: Target, ctx: CallContext, nargs: int, raw: Any, colon: bool, encode_error: str | None
+        self, target: Target, ctx: CallContext, record: CallRecord, nargs: int, raw: Any, colon: bool,
+        encode_error: str | None, approved: bool | None,
     ) -> Any:
         name = target.qualified_name
         if colon:
@@ -188,17 +250,52 @@ class RunHost(ScriptHost):
         args = self.catalog.validators[target.integration.name, target.function.name].bind(raw, nargs)
         operation = target.function.operation
         decision = self.permissions.decision(operation)
+        if approved is False:
+            record.outcome = "denied"
+            raise PermissionDenied(f"{name}: permission denied: the write was rejected by its reviewer; "
+                                   "nothing was sent")
         if decision == "deny":
+            record.outcome = "denied"
             raise PermissionDenied(
                 f"{name}: permission denied: the host does not allow {operation} functions; nothing was sent"
             )
-        if decision == "ask" and not self.events.ask(PermissionRequest(name, target.alias, operation, args),
-                                                     self.deadline):
+        dry_run = self.events.plan.dry_run and operation == "write"
+        if (decision == "ask" and not dry_run
+                and not self.events.ask(PermissionRequest(name, target.alias, operation, args), self.deadline)):
+            record.outcome = "denied"
             raise PermissionDenied(f"{name}: permission denied: declined by the host; nothing was sent")
         if not ctx.account.configured:
             raise AccountError(_not_configured(target))
+        if dry_run:
+            record.outcome = "dry_run"
+            return {"dry_run": True, "request": _request(target, args)}
+        if decision == "approve" and approved is None:
+            self.events.pending = PendingCall(name, target.alias, _arguments(raw), _request(target, args))
+            raise _Paused(f"{name}: this {operation} needs a person's approval; the run is paused and nothing "
+                          "was sent")
         client = self.catalog.client(target.integration, target.alias)
+        record.outcome = "unknown"  # from here on it may reach the service
         return target.function.handler(client, args, ctx)
+
+
+class _Paused(Exception):
+    """Raised when a call needs a person's approval: the run ends there, as pending."""
+
+
+def _arguments(args: Any) -> Any:
+    """A call's arguments as JSON data, the form a record keeps and a resumed run compares."""
+    if isinstance(args, str):
+        try:
+            return _json.loads(args)
+        except _json.JSONError:
+            return args
+    return args
+
+
+def _request(target: Target, args: Any) -> dict[str, Any] | None:
+    """The request a write would send, from its function's ``request`` hook (``None`` without one)."""
+    describe = target.function.request
+    return dict(describe(args)) if describe is not None else None
 
 
 def _shorten(message: str) -> str:

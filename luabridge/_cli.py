@@ -35,6 +35,7 @@ from ._errors import ConfigError, IntegrationError, LookupFailure, UsageError
 from ._limits import MiB
 from ._permissions import Permissions
 from ._registry import Integration
+from ._result import RunResult
 from ._trim import report_budget, trim_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -133,7 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("file", nargs="?", metavar="FILE", help="script file, or - for standard input")
     source.add_argument("-e", dest="code", metavar="CODE", help="the script itself")
     run.add_argument("--json", action="store_true", help="print the result object as JSON")
+    run.add_argument("--dry-run", action="store_true",
+                     help="send reads; answer each write with the request it would send, without sending it")
+    run.add_argument("--approve-writes", action="store_true",
+                     help="pause the run at its first write until `luabridge approve ID` or `reject ID`")
     _add_bridge_options(run)
+
+    for decision, what in (("approve", "send the write a paused run waits at, once"),
+                           ("reject", "refuse the write a paused run waits at")):
+        resume = commands.add_parser(decision, help=f"{what}, and finish the run (approval ID)")
+        resume.add_argument("approval_id", metavar="ID", help="the approval id a paused run printed")
+        resume.add_argument("--json", action="store_true", help="print the result object as JSON")
+        _add_bridge_options(resume)
 
     docs = commands.add_parser("docs", help="print what lua_read_doc(PAGE) returns; no PAGE: the index")
     docs.add_argument("page", nargs="?")
@@ -172,7 +184,7 @@ def open_bridge(args: argparse.Namespace, *, limits_are_ceilings: bool = False) 
     options = dict(
         integrations=integrations, limits=limits, isolation=not args.in_process,
         ceilings={name: value for name, value in limits.items() if value is not None} if limits_are_ceilings else None,
-        permissions=Permissions.read_only() if args.read_only else None,
+        permissions=_permissions(args),
     )
     if args.faults and not args.demo:
         raise UsageError("--faults needs --demo")
@@ -182,6 +194,14 @@ def open_bridge(args: argparse.Namespace, *, limits_are_ceilings: bool = False) 
     else:
         with Bridge.from_env(config_path=args.config, **options) as bridge, _signals.hold_on_exit():
             yield bridge
+
+
+def _permissions(args: argparse.Namespace) -> Permissions | None:
+    if args.read_only and getattr(args, "approve_writes", False):
+        raise UsageError("--read-only and --approve-writes cannot be used together")
+    if args.read_only:
+        return Permissions.read_only()
+    return Permissions.approve_writes() if getattr(args, "approve_writes", False) else None
 
 
 def _read_source(args: argparse.Namespace) -> str:
@@ -224,7 +244,19 @@ def _run(args: argparse.Namespace) -> int:
     code = _read_source(args)
     budget = None if args.json else report_budget()  # read first: a bad setting must not cost a run
     with open_bridge(args) as bridge:
-        result = bridge.run(code)
+        result = bridge.run(code, dry_run=args.dry_run)
+    return _print_result(args, result, budget)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``approve ID`` / ``reject ID``: finish a paused run, printed like ``run``."""
+    budget = None if args.json else report_budget()
+    with open_bridge(args) as bridge:
+        result = bridge.resume(args.approval_id, approve=args.command == "approve")
+    return _print_result(args, result, budget)
+
+
+def _print_result(args: argparse.Namespace, result: RunResult, budget: int | None) -> int:
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False))
     else:
@@ -297,7 +329,7 @@ def _mcp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _run, "docs": _docs, "simulator": _simulator, "mcp": _mcp}
+COMMANDS = {"run": _run, "approve": _resume, "reject": _resume, "docs": _docs, "simulator": _simulator, "mcp": _mcp}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

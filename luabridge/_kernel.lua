@@ -545,6 +545,28 @@ end
 -- Strings' methods are the sandbox's string table, so ("x"):rep(n) is capped too.
 real_getmetatable("").__index = S.string
 
+-- The run's randomness and clock are the host's per-run seed and start time, so that a run resumed after an
+-- approval draws the same numbers and reads the same time as the run that paused (docs/writes.md).
+math.randomseed(H.seed)
+local os_date, os_time, START = os.date, os.time, math_tointeger(H.clock // 1)
+S.os.date = function(...)
+  local ok, result
+  if select("#", ...) < 2 or select(2, ...) == nil then
+    local format = ...
+    ok, result = real_pcall(os_date, format == nil and "%c" or format, START)
+  else
+    ok, result = real_pcall(os_date, ...)
+  end
+  if ok then return result end
+  reraise_standard(result)
+end
+S.os.time = function(...)
+  if (...) == nil then return START end
+  local ok, result = real_pcall(os_time, ...)
+  if ok then return result end
+  reraise_standard(result)
+end
+
 -- ipairs and pairs of nil fail inside their C iterator, where Lua knows no position and no name; they
 -- fail here instead, at the script's line: `for _, m in ipairs(conv.messages)` with no such field says where.
 S.ipairs = function(...)

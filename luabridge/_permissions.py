@@ -1,4 +1,5 @@
-"""The host's policy for what a script's calls may do: allow, deny, or ask the host each time."""
+"""The host's policy for what a script's calls may do: allow, deny, ask the host each time, or pause the run
+for a person's approval (``approve``, see ``docs/writes.md``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any, Literal
 
 from ._errors import UsageError
 
-Decision = Literal["allow", "deny", "ask"]
-_DECISIONS = ("allow", "deny", "ask")
+Decision = Literal["allow", "deny", "ask", "approve"]
+_DECISIONS = ("allow", "deny", "ask", "approve")
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class PermissionRequest:
 
 @dataclass(frozen=True)
 class Permissions:
-    """A decision per operation (``read``, ``write``); ``ask`` is called for operations set to "ask"."""
+    """A decision per operation (``read``, ``write``); ``ask`` is called for operations set to "ask"; a call
+    of an operation set to "approve" ends the run as pending, to be approved or rejected later."""
 
     read: Decision = "allow"
     write: Decision = "allow"
@@ -44,6 +46,11 @@ class Permissions:
     def read_only(cls) -> Permissions:
         """Reads allowed, writes denied (``--read-only``)."""
         return cls(write="deny")
+
+    @classmethod
+    def approve_writes(cls) -> Permissions:
+        """Reads allowed, each write paused for a person's approval (``--approve-writes``)."""
+        return cls(write="approve")
 
     def decision(self, operation: str) -> Decision:
         return self.read if operation == "read" else self.write

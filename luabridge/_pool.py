@@ -26,7 +26,6 @@ from ._errors import UsageError
 from ._forkserver import START_TIMEOUT, ForkServer, WorkerProcess
 from ._limits import Limits, with_limit_advice
 from ._namespace import target_at
-from ._permissions import Permissions
 from ._protocol import (
     EXIT_OUT_OF_MEMORY,
     Call,
@@ -197,21 +196,23 @@ class WorkerPool:
 
         threading.Thread(target=start, daemon=True).start()
 
-    def run(self, code: str, *, limits: Limits, permissions: Permissions, started: float) -> RunResult:
-        """Run ``code`` in a worker, performing the calls it asks for; kill it if it has not answered
-        shortly after the deadline, or as soon as it breaks the protocol."""
+    def run(self, code: str, *, limits: Limits, events: RunEvents, started: float) -> RunResult:
+        """Run ``code`` in a worker, performing the calls it asks for as ``events`` plans (its permissions,
+        dry run and replay) and logging them there; kill it if it has not answered shortly after the
+        deadline, or as soon as it breaks the protocol."""
         with self._slots:
             worker = self._take()
             # Counted from now, not from `started`: starting a worker may have taken a while.
             deadline = time.monotonic() + limits.timeout
-            events = RunEvents(permissions)
-            host = RunHost(self._catalog, limits=limits, permissions=permissions, events=events, deadline=deadline)
+            host = RunHost(self._catalog, limits=limits, permissions=events.permissions, events=events,
+                           deadline=deadline)
             worker.reader.max_body = max(limits.result, limits.memory) + (1 << 20)
             done: Done | None = None
             broken: str | None = None
             try:
                 worker.rewind_events()
-                worker.send(Run(limits=limits.to_dict(), spin=self._spin(), body=code.encode("utf-8")))
+                worker.send(Run(limits=limits.to_dict(), spin=self._spin(), seed=events.plan.seed,
+                                clock=events.plan.clock, body=code.encode("utf-8")))
                 while True:
                     message = worker.reader.receive(deadline + KILL_GRACE, spin=self._spin())
                     if message is None or isinstance(message, Done):

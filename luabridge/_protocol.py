@@ -71,11 +71,14 @@ class Ready(Message):
 
 @dataclass
 class Run(Message):
-    """Run the script in ``body`` (UTF-8) under ``limits``."""
+    """Run the script in ``body`` (UTF-8) under ``limits``, with the run's ``seed`` for ``math.random`` and its
+    ``clock`` (Unix time) for ``os.time()``: replayable, see ``_ledger.RunPlan``."""
 
     kind: ClassVar[str] = "run"
     limits: dict[str, float] = field(default_factory=dict)
     spin: float = 0.0  # seconds the worker may poll for each reply before sleeping (see FrameReader)
+    seed: int = 0
+    clock: float = 0.0
 
 
 @dataclass

@@ -11,6 +11,7 @@ and the runtime refuses attribute and item access on any Python object.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -189,18 +190,23 @@ class _Session:
         except Exception:
             logger.exception("internal error while capturing output")
 
-    def callbacks(self, deadline: float) -> Any:
-        """What the kernel receives: plain numbers, and as few Python callables as it needs."""
+    def callbacks(self, deadline: float, seed: int, clock: float) -> Any:
+        """What the kernel receives: plain numbers, and as few Python callables as it needs. ``seed`` seeds
+        ``math.random`` and ``clock`` is the Unix time ``os.time()`` reports: the run's, replayable."""
         return self.runtime.table_from({
             "now": time.monotonic, "emit": self.output, "memory_on": self.memory_on, "host": self.host,
-            "deadline": deadline, **self.limits.to_dict(),
+            "deadline": deadline, "seed": seed, "clock": clock, **self.limits.to_dict(),
         })
 
 
-def run_script(code: str, *, host: Host, limits: Limits, deadline: float) -> Outcome:
+def run_script(
+    code: str, *, host: Host, limits: Limits, deadline: float, seed: int | None = None, clock: float | None = None
+) -> Outcome:
     """Run ``code`` in a fresh sandboxed runtime and say how it ended.
 
     ``deadline`` is the ``time.monotonic()`` value at which the run stops with a ``timeout`` error.
+    ``seed`` seeds ``math.random`` and ``clock`` is the Unix time ``os.time()`` and ``os.date()`` report
+    (default: a random seed and now); a resumed run passes the paused run's.
     In this process the time limit is checked between Lua instructions only: one long C call (a
     catastrophic pattern match) can outlive it. The worker process makes it hard.
     """
@@ -213,7 +219,9 @@ def run_script(code: str, *, host: Host, limits: Limits, deadline: float) -> Out
     session = _Session(host, limits)
     runtime = session.runtime
     try:
-        compile_script, run = runtime.execute(KERNEL_CHUNK, session.callbacks(deadline), name="=kernel", mode="b")
+        callbacks = session.callbacks(deadline, secrets.randbits(62) if seed is None else seed,
+                                      time.time() if clock is None else clock)
+        compile_script, run = runtime.execute(KERNEL_CHUNK, callbacks, name="=kernel", mode="b")
         chunk, syntax_error = compile_script(code)
         if chunk is None:
             return Outcome(error_type="syntax", error_message=syntax_error)

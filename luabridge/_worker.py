@@ -114,7 +114,8 @@ def _serve_runs(names: Any, fds: list[int]) -> None:
         limit_address_space(limits.memory)
         deadline = time.monotonic() + limits.timeout
         host.spin = request.spin
-        outcome = run_script(request.body.decode("utf-8"), host=host, limits=limits, deadline=deadline)
+        outcome = run_script(request.body.decode("utf-8"), host=host, limits=limits, deadline=deadline,
+                             seed=int(request.seed), clock=float(request.clock))
         body = outcome.value_json.encode("utf-8") if outcome.ok else b""
         write_frame(from_worker, Done(error_type=outcome.error_type, message=outcome.error_message, body=body))
 

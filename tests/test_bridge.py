@@ -31,11 +31,15 @@ def test_public_names_are_what_users_import():
 def test_result_object_has_the_documented_shape(run):
     result = run('print("hi", 2) app.integrations.echo.echo{text = "x"} return {1, 2, {a = true}}')
     data = result.to_json()
-    assert list(data) == ["ok", "result", "output", "error", "calls", "duration_ms"]
+    assert list(data) == ["ok", "result", "output", "error", "calls", "retryable", "pending", "duration_ms"]
+    assert data["retryable"] is True and data["pending"] is None
     assert data["ok"] is True and data["error"] is None
     assert data["result"] == [1, 2, {"a": True}]
     assert data["output"] == "hi\t2\n"
-    assert list(data["calls"][0]) == ["function", "account", "ok", "duration_ms", "http_status", "error"]
+    assert list(data["calls"][0]) == [
+        "function", "account", "ok", "duration_ms", "http_status", "error", "effect", "outcome",
+    ]
+    assert (data["calls"][0]["effect"], data["calls"][0]["outcome"]) == ("read", "succeeded")
     assert data["calls"][0]["function"] == "echo.echo" and data["calls"][0]["account"] == "default"
     assert RunResult.from_json(json.loads(json.dumps(data))).to_json() == data
 
@@ -72,7 +76,7 @@ def test_utf8_bytes_are_accepted(bridge):
 
 
 def test_invalid_permissions_are_usage_errors():
-    with pytest.raises(UsageError, match="permission for 'write' must be one of allow, deny, ask, got 'maybe'"):
+    with pytest.raises(UsageError, match="permission for 'write' must be one of allow, deny, ask, approve, got 'maybe'"):
         Permissions(write="maybe")
     with pytest.raises(UsageError, match="needs an ask callback"):
         Permissions(write="ask")

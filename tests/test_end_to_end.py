@@ -33,7 +33,7 @@ OUTCOME_UNKNOWN = (
     "(a retry could create a duplicate)"
 )
 CREATE = '{user_id = "user-456", initial_message = "I need help with my subscription", channel_id = "channel-789"}'
-CALL_KEYS = {"function", "account", "ok", "duration_ms", "http_status", "error"}
+CALL_KEYS = {"function", "account", "ok", "duration_ms", "http_status", "error", "effect", "outcome"}
 
 
 def accounts_for(sim: Simulator) -> dict[str, dict[str, Account]]:
@@ -187,8 +187,8 @@ class Recovery:
 RECOVERIES = [
     Recovery("429-then-success", "429:times=1:retry_after=0.1", 'fc.get_agent("agent-123").id', "agent-123",
              "GET", "/v2/agents/agent-123"),
-    Recovery("500-then-success", "500:times=1", 'fc.get_conversation("abc-123-def").status', "open",
-             "GET", "/v2/conversations/abc-123-def"),
+    Recovery("500-then-success", "500:times=1", 'fc.list_conversations({status = "resolved"}).pagination.total_items',
+             95, "GET", "/v2/conversations"),
     Recovery("503-then-success", "503:times=1", "#fc.list_groups().groups", 5, "GET", "/v2/groups"),
     Recovery("dropped-connection-on-a-read", "drop:method=GET:times=1", "#fc.list_agents().agents", 36,
              "GET", "/v2/agents"),

@@ -242,6 +242,7 @@ def test_read_only_refuses_write_functions():
             "functions; nothing was sent",
             "Execution time: <N>ms",
             "Integration calls: 1",
+            "  freshchat.create_conversation [default]: write, denied",
         ).fullmatch(text), text
         assert server.run('return app.integrations.freshchat.get_agent("agent-123").id')[0] is False
 
@@ -286,7 +287,7 @@ def test_search_docs_returns_the_hits_as_json(server, docs):
     assert not is_error
     hits = json.loads(text)
     assert hits == docs.search("agent email")
-    assert hits[0]["page"] == "integrations.freshchat.get_agent"
+    assert hits[0]["page"] in ("integrations.freshchat.get_agent", "integrations.freshchat.list_agents")
     assert set(hits[0]) == {"page", "title", "snippet"}
 
 
