@@ -44,7 +44,7 @@ end
 print(string.format("%s %s <%s> (found on page %d)", agent.first_name, agent.last_name or "", agent.email, pages))
 print("  id:     " .. agent.id)
 print("  role:   " .. (agent.role_id or "?"))
-print("  status: " .. ((agent.agent_status and agent.agent_status.name) or agent.availability_status or "?"))
+print("  status: " .. (agent.status or "offline") .. " (" .. ((agent.agent_status and agent.agent_status.name) or "?") .. ")")
 print("  groups: " .. (#groups > 0 and table.concat(groups, ", ") or "(none)"))
 
 return {found = true, id = agent.id, name = agent.first_name .. " " .. (agent.last_name or ""), groups = groups}

@@ -1,6 +1,6 @@
 -- Page through everything: every conversation, agent and group, following each list's
 -- `links.next_page` until there is none, with a guard against a list that never ends.
--- Prints totals per conversation status and checks them against Freshchat's own `pagination`.
+-- Prints totals per conversation status (Freshchat's own statuses) and checks them against its `pagination`.
 -- Run: luabridge run --demo examples/page_through_everything.lua
 
 local freshchat = app.integrations.freshchat
@@ -49,13 +49,15 @@ for _, conv in ipairs(conversations) do
 end
 table.sort(statuses)
 for _, status in ipairs(statuses) do
-  print(string.format("  %-9s %4d", status, by_status[status]))
+  print(string.format("  %-24s %4d", status, by_status[status]))
 end
 
--- A filter is repeated on every page: the open ones alone.
+-- A filter is repeated on every page: the open ones alone. The filter word "open" stands for Freshchat's
+-- statuses new, assigned and reopened (lua_read_doc("integrations.freshchat.list_conversations")).
 local open = fetch_all(freshchat.list_conversations, "conversations", {status = "open"})
 print(string.format("open (filtered on the server): %d", #open))
-assert(#open == (by_status.open or 0), "the filtered list disagrees with the full one")
+local open_statuses = (by_status.new or 0) + (by_status.assigned or 0) + (by_status.reopened or 0)
+assert(#open == open_statuses, "the filtered list disagrees with the full one")
 
 return {
   conversations = #conversations, agents = #agents, groups = #groups,

@@ -21,10 +21,11 @@ for _, agent in ipairs(freshchat.list_agents({per_page = 100}).agents or {}) do
   agent_names[agent.id] = agent.first_name .. " " .. (agent.last_name or "")
 end
 
--- Counts per inbox (Freshchat's inbox_id is the conversation's channel_id).
+-- Counts per inbox: a conversation's inbox_id (Freshchat's channel_id, which it also carries). "open" stands
+-- for Freshchat's statuses new, assigned and reopened; assigned_agent_id is absent while unassigned.
 local per_inbox, inboxes, unassigned = {}, {}, 0
 for _, conv in ipairs(open) do
-  local inbox = conv.channel_id or "(no inbox)"
+  local inbox = conv.inbox_id or "(no inbox)"
   if not per_inbox[inbox] then
     per_inbox[inbox] = 0
     inboxes[#inboxes + 1] = inbox
@@ -49,7 +50,7 @@ local oldest = {}
 for i = 1, math.min(5, #open) do
   local conv = open[i]
   local owner = agent_names[conv.assigned_agent_id] or "unassigned"
-  print(string.format("  %s  opened %s  inbox %s  (%s)", conv.id, conv.created_time, conv.channel_id, owner))
+  print(string.format("  %s  opened %s  inbox %s  (%s)", conv.id, conv.created_time, conv.inbox_id, owner))
   oldest[#oldest + 1] = conv.id
 end
 
