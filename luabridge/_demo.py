@@ -7,6 +7,8 @@
 
 It knows no integration by name: every integration that declares a ``simulator`` factory gets one, started
 on a free loopback port, and its ``default`` and ``work`` accounts point at it with the simulator's token.
+A simulator lives as long as the bridge: what one ``luabridge run --demo`` creates is gone when the run ends
+(a simulator served by ``luabridge simulator`` and named in an accounts file keeps it across runs).
 """
 
 from __future__ import annotations

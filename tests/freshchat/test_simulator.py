@@ -649,3 +649,17 @@ def test_the_reference_ids_exist_for_every_seed():
         by_id = {c["conversation_id"]: c for c in data.conversations}
         reference = by_id[REFERENCE_IDS["conversation"]]
         assert reference["status"] == "assigned" and reference["created_time"].endswith("Z")
+
+
+def test_created_conversations_get_fresh_ids_on_every_start():
+    # `luabridge run --demo` starts a simulator per run: a created id must never repeat another run's.
+    body = {"users": [{"id": "user-456"}], "messages": [
+        {"message_parts": [{"text": {"content": "hi"}}], "actor_type": "user", "actor_id": "user-456"}]}
+    created = []
+    for _ in range(2):
+        with Simulator(seed=0) as sim:
+            answer = requests.post(f"{sim.url}/conversations", json=body, timeout=5,
+                                   headers={"Authorization": f"Bearer {sim.token}"}).json()
+            created.append((answer["conversation_id"], answer["conversation_internal_id"]))
+            assert sim.dataset.conversations == build_dataset(0).conversations  # the seeded data stays
+    assert created[0][0] != created[1][0] and created[0][1] != created[1][1]
