@@ -37,6 +37,7 @@ from pathlib import Path
 
 from ._errors import LookupFailure
 from ._registry import Function, Integration
+from ._suggest import opposite
 from ._validation import example_arguments, lua_literal, sample_value
 
 MAX_MATCHED_NAME = 200  # fuzzy matching costs the product of the lengths: no page name is nearly this long
@@ -400,8 +401,8 @@ def _describe_parameter(prop: Mapping) -> str:
 
 
 def _closest(name: str, names: list[str]) -> list[str]:
-    """The page names most like ``name``: those it is the end of (``freshchat`` for
-    ``integrations.freshchat``), else its siblings by last part if any is close, else names whose last as
+    """The page names most like ``name``: those it is the end of (``crm`` for
+    ``integrations.crm``), else its siblings by last part if any is close, else names whose last as
     many parts are close, else by whole name.
 
     Whole names share long prefixes (``integrations.x.``), which would make every sibling look close.
@@ -415,7 +416,9 @@ def _closest(name: str, names: list[str]) -> list[str]:
     siblings = {n: parts[2] for n, parts in split.items() if parent and parts[0] == parent}
     tails = {n: ".".join(n.lower().split(".")[-depth:]) for n in names if n.count(".") >= depth}
     for pool, wanted in ((siblings, leaf), (tails, name), ({n: n.lower() for n in names}, name)):
-        scored = sorted((-SequenceMatcher(None, wanted, text).ratio(), n) for n, text in pool.items())
+        # never a page of the opposite meaning, as every did-you-mean of luabridge (_suggest.py)
+        scored = sorted((-SequenceMatcher(None, wanted, text).ratio(), n) for n, text in pool.items()
+                        if not opposite(wanted, text))
         if scored and -scored[0][0] >= 0.6:
             cutoff = max(0.6, -scored[0][0] - 0.1)  # only the clear favourites, not every near miss
             return [n for ratio, n in scored[:3] if -ratio >= cutoff]

@@ -184,6 +184,13 @@ def test_an_unknown_page_gets_a_did_you_mean(docs, wanted, suggested):
     assert f"Did you mean: {suggested}" in caught.value.message
 
 
+def test_an_unknown_page_is_never_offered_its_opposite():
+    docs = DocSet([], {}, guides={"resolved": "# R\n", "errors": "# E\n"})
+    with pytest.raises(LookupFailure) as caught:
+        docs.read("unresolved")
+    assert "Did you mean" not in caught.value.message
+
+
 @pytest.mark.parametrize("page", [
     "integrations.shop.shop_get_item",
     "app.integrations.shop.get_item",
