@@ -260,10 +260,15 @@ class RunHost(ScriptHost):
                 f"{name}: permission denied: the host does not allow {operation} functions; nothing was sent"
             )
         dry_run = self.events.plan.dry_run and operation == "write"
-        if (decision == "ask" and not dry_run
-                and not self.events.ask(PermissionRequest(name, target.alias, operation, args), self.deadline)):
-            record.outcome = "denied"
-            raise PermissionDenied(f"{name}: permission denied: declined by the host; nothing was sent")
+        if decision == "ask" and not dry_run:
+            try:
+                allowed = self.events.ask(PermissionRequest(name, target.alias, operation, args), self.deadline)
+            except PermissionDenied:
+                record.outcome = "denied"
+                raise
+            if not allowed:
+                record.outcome = "denied"
+                raise PermissionDenied(f"{name}: permission denied: declined by the host; nothing was sent")
         if not ctx.account.configured:
             raise AccountError(_not_configured(target))
         if dry_run:

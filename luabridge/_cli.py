@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_integration_option(simulator)
 
     mcp = commands.add_parser("mcp", help="serve the runner as an MCP server over stdio")
+    mcp.add_argument("--approve-writes", action="store_true",
+                     help="ask the person at the client (MCP elicitation) before each write; refuse it if it cannot")
     _add_bridge_options(mcp)
     return parser
 

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
@@ -32,8 +34,9 @@ from mcp.server.stdio import stdio_server
 
 from . import __version__
 from ._bridge import Bridge
-from ._errors import LookupFailure, UsageError
+from ._errors import LookupFailure, PermissionDenied, UsageError
 from ._limits import KiB, MiB
+from ._permissions import PermissionRequest, Permissions
 from ._trim import report_budget, trim_report
 
 logger = logging.getLogger("luabridge")
@@ -62,13 +65,19 @@ class LuaTools:
             "lua_search_docs": self._search_docs,
         }
 
-    async def call(self, name: str, arguments: Mapping[str, Any] | None) -> types.CallToolResult:
-        """Answer one tool call; every failure, luabridge's own bugs included, becomes an error result."""
+    async def call(
+        self, name: str, arguments: Mapping[str, Any] | None, ctx: ServerRequestContext | None = None
+    ) -> types.CallToolResult:
+        """Answer one tool call; every failure, luabridge's own bugs included, becomes an error result.
+        ``ctx`` is the request's context: ``execute_lua`` asks its client's person to approve writes."""
         tool = self._tools.get(name)
         if tool is None:
             return _error(f"unknown tool '{name}'; tools: {', '.join(self._tools)}")
         try:
-            return await self._handlers[name](**_check_arguments(tool, arguments or {}))
+            checked = _check_arguments(tool, arguments or {})
+            if name == "execute_lua":
+                checked["permissions"] = self._approvals_by_person(ctx)
+            return await self._handlers[name](**checked)
         except (UsageError, LookupFailure) as exc:
             return _error(str(exc))
         except Exception as exc:
@@ -78,7 +87,9 @@ class LuaTools:
             return _error(f"{name} failed inside luabridge ({type(exc).__name__}); this is a bug in the host, "
                           "not in the call, and its log has the details")
 
-    async def _execute_lua(self, code: str, **limits: float) -> types.CallToolResult:
+    async def _execute_lua(
+        self, code: str, permissions: Permissions | None = None, dry_run: bool = False, **limits: float
+    ) -> types.CallToolResult:
         budget = report_budget()  # read first: a bad setting must not cost a run
         overrides = {}
         for parameter, value in limits.items():
@@ -86,8 +97,35 @@ class LuaTools:
             overrides[field] = convert(value)
         # bridge.run blocks until the worker reports or is killed at the deadline; in a thread, the server
         # keeps answering meanwhile and several runs can go on at once.
-        result = await anyio.to_thread.run_sync(functools.partial(self.bridge.run, code, limits=overrides))
+        run = functools.partial(self.bridge.run, code, limits=overrides, permissions=permissions, dry_run=dry_run)
+        result = await anyio.to_thread.run_sync(run)
         return _text(trim_report(result, budget), error=not result.ok)
+
+    def _approvals_by_person(self, ctx: ServerRequestContext | None) -> Permissions | None:
+        """The bridge's permissions with each "approve" turned into a question to the person at the client,
+        through MCP elicitation (never to the model: no tool approves a write). A client that cannot ask
+        gets such writes refused, saying why. ``None``: the bridge's permissions as they are."""
+        policy = self.bridge.permissions
+        if "approve" not in (policy.read, policy.write):
+            return None
+        session = ctx.session if ctx is not None else None
+        can_ask = session is not None and session.check_client_capability(
+            types.ClientCapabilities(elicitation=types.ElicitationCapability()))
+        token = anyio.lowlevel.current_token()
+
+        def ask(request: PermissionRequest) -> bool:
+            if not can_ask:
+                raise PermissionDenied(
+                    f"{request.function}: permission denied: this {request.operation} needs a person's approval and "
+                    "this MCP client cannot ask one (it does not support elicitation); nothing was sent")
+            answer = anyio.from_thread.run(
+                session.elicit_form, _approval_question(request), _APPROVAL_SCHEMA, ctx.request_id, token=token)
+            return answer.action == "accept" and (answer.content or {}).get("approve") is True
+
+        def decision(operation: str) -> str:
+            return "ask" if policy.decision(operation) == "approve" else policy.decision(operation)
+
+        return Permissions(read=decision("read"), write=decision("write"), ask=ask)
 
     async def _read_doc(self, page: str | None = None) -> types.CallToolResult:
         docs = self.bridge.docs
@@ -112,7 +150,7 @@ def create_server(bridge: Bridge) -> Server:
         return types.ListToolsResult(tools=tools.definitions)
 
     async def call_tool(ctx: ServerRequestContext, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await tools.call(params.name, params.arguments)
+        return await tools.call(params.name, params.arguments, ctx)
 
     return Server(
         "luabridge", version=__version__, instructions=_instructions(bridge),
@@ -188,12 +226,29 @@ def _check_arguments(tool: types.Tool, arguments: Mapping[str, Any]) -> dict[str
 
 
 def _has_type(value: Any, expected: str) -> bool:
+    if expected == "boolean":
+        return isinstance(value, bool)
     if expected == "string":
         return isinstance(value, str)
     # bool is an int in Python but not a number in JSON
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return False
     return expected == "number" or value == int(value)
+
+
+# What the person at the client answers when a script wants to write (MCP elicitation, form mode).
+_APPROVAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"approve": {"type": "boolean", "title": "Send it",
+                               "description": "Send this request to the service (it cannot be undone)"}},
+    "required": ["approve"],
+}
+
+
+def _approval_question(request: PermissionRequest) -> str:
+    arguments = json.dumps(dict(request.args), ensure_ascii=False, default=str)
+    return (f"A script run by the model wants to call {request.function} (account {request.account}), a "
+            f"{request.operation}, with {arguments}. Send it?")
 
 
 def _execute_lua_tool(bridge: Bridge) -> types.Tool:
@@ -235,6 +290,11 @@ def _execute_lua_tool(bridge: Bridge) -> types.Tool:
             "max_calls": {
                 "type": "integer", "exclusiveMinimum": 0, "maximum": ceilings.calls,
                 "description": f"Integration calls allowed (default {limits.calls}, at most {ceilings.calls}).",
+            },
+            "dry_run": {
+                "type": "boolean",
+                "description": "Send reads only: each write is checked and returns {dry_run = true, request = "
+                               "{method, path, body}}, the request it would send, without sending it.",
             },
         },
         "required": ["code"],

@@ -26,6 +26,7 @@ from luabridge import Bridge, UsageError
 pytest.importorskip("mcp", reason="needs the mcp extra: pip install 'luabridge[mcp]'")
 
 import anyio  # noqa: E402  (anyio comes with mcp)
+import mcp.types  # noqa: E402
 from anyio.from_thread import start_blocking_portal  # noqa: E402
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
@@ -60,17 +61,20 @@ class Connection:
 
 
 @contextlib.asynccontextmanager
-async def _session(options):
+async def _session(options, elicitation=None):
     parameters = StdioServerParameters(command=SERVER[0], args=[*SERVER[1:], *options])
-    async with stdio_client(parameters) as (read, write), ClientSession(read, write) as session:
+    async with stdio_client(parameters) as (read, write), \
+            ClientSession(read, write, elicitation_callback=elicitation) as session:
         info = await session.initialize()
         yield session, info
 
 
 @contextlib.contextmanager
-def connect(*options: str):
-    """Start ``luabridge mcp --demo [options]`` and connect to it; the server stops on leaving."""
-    with start_blocking_portal() as portal, portal.wrap_async_context_manager(_session(options)) as (session, info):
+def connect(*options: str, elicitation=None):
+    """Start ``luabridge mcp --demo [options]`` and connect to it; the server stops on leaving.
+    ``elicitation`` is the client's answer to the server's questions to the person (none: it cannot ask)."""
+    with start_blocking_portal() as portal, \
+            portal.wrap_async_context_manager(_session(options, elicitation)) as (session, info):
         yield Connection(portal, session, info)
 
 
@@ -503,3 +507,53 @@ def test_execute_lua_says_that_the_instruction_limit_cannot_be_raised(server):
     description = server.tools()["execute_lua"].description
     assert ("A run also stops after 200,000,000 Lua instructions, which no parameter raises: a busy loop ends with "
             "an 'instructions' error before its time limit") in description
+
+
+# Writes: dry runs, and approval by the person at the client -------------------------------------------------
+
+WRITE = 'return app.integrations.freshchat.create_conversation({user_id = "user-456", initial_message = "hi"})'
+
+
+def test_execute_lua_dry_run_returns_the_request_and_sends_nothing(server):
+    is_error, text = server.run(WRITE, dry_run=True)
+    assert not is_error, text
+    assert '"dry_run": true' in text and '"method": "POST"' in text and '"path": "/conversations"' in text
+    assert "  freshchat.create_conversation [default]: write, dry_run" in text.splitlines()
+    assert server.run("return 1", dry_run="yes")[1] == "Error: 'dry_run' must be a boolean, got \"yes\""
+
+
+def answering(action: str, approve: bool | None, asked: list):
+    async def elicitation(context, params):
+        asked.append(params)
+        return mcp.types.ElicitResult(action=action, content=None if approve is None else {"approve": approve})
+
+    return elicitation
+
+
+@pytest.mark.parametrize(("action", "approve", "outcome"), [
+    ("accept", True, "succeeded"), ("accept", False, "denied"), ("decline", None, "denied"),
+])
+def test_the_person_at_the_client_approves_or_declines_each_write(action, approve, outcome):
+    asked: list = []
+    with connect("--approve-writes", elicitation=answering(action, approve, asked)) as server:
+        is_error, text = server.run(WRITE)
+        read_error, _ = server.run('return app.integrations.freshchat.get_agent("agent-123").id')
+    [question] = asked
+    assert "freshchat.create_conversation (account default)" in question.message
+    assert '"user_id": "user-456"' in question.message
+    assert question.requested_schema["required"] == ["approve"]
+    assert f"  freshchat.create_conversation [default]: write, {outcome}" in text.splitlines(), text
+    assert is_error is (outcome == "denied")
+    if outcome == "denied":
+        assert "permission denied: declined by the host; nothing was sent" in text
+    assert read_error is False and len(asked) == 1  # reads are not asked about
+
+
+def test_a_client_that_cannot_ask_the_person_gets_writes_refused_saying_so():
+    with connect("--approve-writes") as server:
+        is_error, text = server.run(WRITE)
+        tools = server.tools()
+    assert is_error
+    assert ("freshchat.create_conversation: permission denied: this write needs a person's approval and this MCP "
+            "client cannot ask one (it does not support elicitation); nothing was sent") in text
+    assert "approve" not in {name.split("_")[0] for name in tools}  # no tool lets the model approve its write
