@@ -264,4 +264,5 @@ def test_absent_values_are_absent_not_null(sim):
 def test_search_finds_the_function_pages_by_their_result_fields(query, pages):
     with Bridge(integrations=["integrations.freshchat"], isolation=False) as bridge:
         hits = [hit["page"] for hit in bridge.docs.search(query)]
-    assert hits[0] in pages and pages <= set(hits[:6]), hits
+    # The function pages come first; the examples guide, which also speaks of them, may come among them.
+    assert pages <= set(hits[:len(pages) + 1]), hits
