@@ -97,8 +97,12 @@ class LuaTools:
             overrides[field] = convert(value)
         # bridge.run blocks until the worker reports or is killed at the deadline; in a thread, the server
         # keeps answering meanwhile and several runs can go on at once.
-        run = functools.partial(self.bridge.run, code, limits=overrides, permissions=permissions, dry_run=dry_run)
-        result = await anyio.to_thread.run_sync(run)
+        options: dict[str, Any] = {"limits": overrides}
+        if permissions is not None:
+            options["permissions"] = permissions
+        if dry_run:
+            options["dry_run"] = True
+        result = await anyio.to_thread.run_sync(functools.partial(self.bridge.run, code, **options))
         return _text(trim_report(result, budget), error=not result.ok)
 
     def _approvals_by_person(self, ctx: ServerRequestContext | None) -> Permissions | None:

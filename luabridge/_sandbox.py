@@ -190,12 +190,14 @@ class _Session:
         except Exception:
             logger.exception("internal error while capturing output")
 
-    def callbacks(self, deadline: float, seed: int, clock: float) -> Any:
+    def callbacks(self, deadline: float, seed: int | None = None, clock: float | None = None) -> Any:
         """What the kernel receives: plain numbers, and as few Python callables as it needs. ``seed`` seeds
-        ``math.random`` and ``clock`` is the Unix time ``os.time()`` reports: the run's, replayable."""
+        ``math.random`` and ``clock`` is the Unix time ``os.time()`` reports: the run's, replayable
+        (default: a random seed and now)."""
         return self.runtime.table_from({
             "now": time.monotonic, "emit": self.output, "memory_on": self.memory_on, "host": self.host,
-            "deadline": deadline, "seed": seed, "clock": clock, **self.limits.to_dict(),
+            "deadline": deadline, "seed": secrets.randbits(62) if seed is None else seed,
+            "clock": time.time() if clock is None else clock, **self.limits.to_dict(),
         })
 
 
@@ -219,9 +221,8 @@ def run_script(
     session = _Session(host, limits)
     runtime = session.runtime
     try:
-        callbacks = session.callbacks(deadline, secrets.randbits(62) if seed is None else seed,
-                                      time.time() if clock is None else clock)
-        compile_script, run = runtime.execute(KERNEL_CHUNK, callbacks, name="=kernel", mode="b")
+        compile_script, run = runtime.execute(
+            KERNEL_CHUNK, session.callbacks(deadline, seed, clock), name="=kernel", mode="b")
         chunk, syntax_error = compile_script(code)
         if chunk is None:
             return Outcome(error_type="syntax", error_message=syntax_error)

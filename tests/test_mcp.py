@@ -113,7 +113,8 @@ def test_lists_the_tools_with_descriptions_and_schemas(server):
         assert tool.description
         assert tool.input_schema["type"] == "object"
         assert tool.input_schema["additionalProperties"] is False
-    assert set(tools["execute_lua"].input_schema["properties"]) == {"code", "timeout", "memory_mb", "max_calls"}
+    assert set(tools["execute_lua"].input_schema["properties"]) == {
+        "code", "timeout", "memory_mb", "max_calls", "dry_run"}
     assert tools["execute_lua"].input_schema["required"] == ["code"]
     assert tools["lua_search_docs"].input_schema["required"] == ["query"]
 
@@ -182,7 +183,7 @@ def test_a_hostile_script_gets_its_limit_error_and_the_server_carries_on(server,
     ({}, "Error: missing the required parameter 'code'"),
     ({"code": None}, "Error: missing the required parameter 'code'"),
     ({"code": "return 1", "timeout_s": 5}, "Error: unknown parameter 'timeout_s'; execute_lua takes: code, timeout, "
-                                           "memory_mb, max_calls"),
+                                           "memory_mb, max_calls, dry_run"),
     ({"code": 42}, "Error: 'code' must be a string, got 42"),
     ({"code": "return 1", "timeout": "5"}, "Error: 'timeout' must be a number, got \"5\""),
     ({"code": "return 1", "timeout": True}, "Error: 'timeout' must be a number, got true"),
