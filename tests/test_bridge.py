@@ -76,7 +76,8 @@ def test_utf8_bytes_are_accepted(bridge):
 
 
 def test_invalid_permissions_are_usage_errors():
-    with pytest.raises(UsageError, match="permission for 'write' must be one of allow, deny, ask, approve, got 'maybe'"):
+    expected = "permission for 'write' must be one of allow, deny, ask, approve, got 'maybe'"
+    with pytest.raises(UsageError, match=expected):
         Permissions(write="maybe")
     with pytest.raises(UsageError, match="needs an ask callback"):
         Permissions(write="ask")
