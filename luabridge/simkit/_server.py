@@ -195,7 +195,10 @@ class SimServer:
             handler.close_connection = True  # the body's end is unknown, so the stream cannot be reused
             error = ServiceError(400, f"send a body of at most {_bytes(self.max_request_body)} with a Content-Length",
                                  code=self.invalid_request_code)
-            self._send_json(handler, 400, self.error_body(error))
+            # Said in the answer too: a client that does not see it would send its next request on this one.
+            self._send(handler, 400, json.dumps(self.error_body(error)).encode(),
+                       {"Content-Type": "application/json", "Connection": "close"})
+            _drain(handler)
             return
         decision = self.faults.decide(request.method, request.path)
         if decision.delay:
@@ -400,3 +403,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
+
+
+def _drain(handler: BaseHTTPRequestHandler, seconds: float = 0.5) -> None:
+    """Half-close after an answer to a request whose body was not read, and read what the client still
+    sends for a moment: closing with unread input would reset the connection, and the client could lose
+    the answer before it reads it."""
+    sock = handler.connection
+    try:
+        handler.wfile.flush()
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(seconds)
+        while sock.recv(1 << 16):
+            pass
+    except OSError:
+        pass  # the client closed first, or took too long: nothing more to save
