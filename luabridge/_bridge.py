@@ -11,7 +11,6 @@ from dataclasses import replace
 from typing import Any
 
 from ._approvals import ApprovalStore, PausedRun
-from ._calls import RunEvents, RunHost
 from ._catalog import Catalog
 from ._config import load_accounts, normalize_account_url
 from ._discovery import discover_integrations, unique_by_name
@@ -23,6 +22,7 @@ from ._pool import WorkerPool
 from ._protocol import Init
 from ._registry import Account, AccountScheme, Integration, Secret, load_integration
 from ._result import RunError, RunResult
+from ._run_host import RunEvents, RunHost
 from ._sandbox import run_script
 from ._suggest import did_you_mean
 

@@ -1,7 +1,7 @@
 """Warm worker processes that run scripts, ask the host to perform their calls, and die at the deadline.
 
 The worker is a Lua VM holding no token: this side performs every integration call it asks for (through
-the run's :class:`~luabridge._calls.RunHost`, with the host's accounts, policy and call log) and answers
+the run's :class:`~luabridge._run_host.RunHost`, with the host's accounts, policy and call log) and answers
 over the pipe. The worker enforces every limit itself; the kill is the backstop for what no instruction
 hook can stop (one long C call, such as a catastrophic pattern match). A worker is untrusted: whatever it
 sends is bounded and checked, and a worker that misbehaves is killed, never the host. A killed or dead
@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 from . import _json
-from ._calls import RunEvents, RunHost
 from ._catalog import Catalog
 from ._errors import UsageError
 from ._forkserver import START_TIMEOUT, ForkServer, WorkerProcess
@@ -40,6 +39,7 @@ from ._protocol import (
     write_frame,
 )
 from ._result import ERROR_TYPES, MAX_ERROR_MESSAGE, CallRecord, RunError, RunResult
+from ._run_host import RunEvents, RunHost
 
 logger = logging.getLogger("luabridge")
 

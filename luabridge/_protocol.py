@@ -84,7 +84,7 @@ class Run(Message):
 @dataclass
 class Call(Message):
     """An integration call the script made, for the host to perform: the function's Lua ``path`` and the
-    kernel's view of the call (see :meth:`luabridge._calls.RunHost.call`); ``body`` is the arguments as
+    kernel's view of the call (see :meth:`luabridge._run_host.RunHost.call`); ``body`` is the arguments as
     JSON, empty for none."""
 
     kind: ClassVar[str] = "call"

@@ -81,9 +81,9 @@ def _watch_lifeline(fd: int) -> None:
 
 def _load(init: Init) -> Any:
     """Import the integrations and build the names and docs a run can reach (no tokens: none are sent)."""
-    from ._calls import ScriptHost
     from ._catalog import Catalog
     from ._registry import Account, load_integration
+    from ._run_host import ScriptHost
 
     sys.path[:] = init.sys_path
     integrations = [load_integration(module) for module in init.integrations]

@@ -17,8 +17,8 @@ from integrations.freshchat.simfaults import FaultPlan
 from integrations.freshchat.simulator import Simulator
 from luabridge import Account, Bridge, Permissions, Secret, UsageError
 from luabridge._approvals import ApprovalStore
-from luabridge._calls import RunEvents
 from luabridge._ledger import RunPlan
+from luabridge._run_host import RunEvents
 
 SCRIPT = """
 local fc = app.integrations.freshchat

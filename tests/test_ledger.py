@@ -10,9 +10,9 @@ import pytest
 from integrations.freshchat.simfaults import FaultPlan
 from integrations.freshchat.simulator import Simulator
 from luabridge import Account, Bridge, Permissions, Secret
-from luabridge._calls import ScriptHost
 from luabridge._catalog import Catalog
 from luabridge._limits import Limits
+from luabridge._run_host import ScriptHost
 from luabridge._sandbox import run_script
 
 CREATE = 'app.integrations.freshchat.create_conversation({user_id = "user-456", initial_message = "hi"})'
