@@ -31,13 +31,12 @@ import importlib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from difflib import SequenceMatcher
 from importlib import resources
 from pathlib import Path
 
 from ._errors import LookupFailure
 from ._registry import Function, Integration
-from ._suggest import opposite
+from ._suggest import ranked
 from ._validation import example_arguments, lua_literal, sample_value
 
 MAX_MATCHED_NAME = 200  # fuzzy matching costs the product of the lengths: no page name is nearly this long
@@ -416,12 +415,14 @@ def _closest(name: str, names: list[str]) -> list[str]:
     siblings = {n: parts[2] for n, parts in split.items() if parent and parts[0] == parent}
     tails = {n: ".".join(n.lower().split(".")[-depth:]) for n in names if n.count(".") >= depth}
     for pool, wanted in ((siblings, leaf), (tails, name), ({n: n.lower() for n in names}, name)):
-        # never a page of the opposite meaning, as every did-you-mean of luabridge (_suggest.py)
-        scored = sorted((-SequenceMatcher(None, wanted, text).ratio(), n) for n, text in pool.items()
-                        if not opposite(wanted, text))
-        if scored and -scored[0][0] >= 0.6:
-            cutoff = max(0.6, -scored[0][0] - 0.1)  # only the clear favourites, not every near miss
-            return [n for ratio, n in scored[:3] if -ratio >= cutoff]
+        pages: dict[str, list[str]] = {}
+        for page, text in pool.items():
+            pages.setdefault(text, []).append(page)
+        scored = sorted((-ratio, page) for ratio, text in ranked(wanted, pages, limit=len(pages))
+                        for page in pages[text])
+        if scored:
+            cutoff = -scored[0][0] - 0.1  # only the clear favourites, not every near miss
+            return [page for ratio, page in scored[:3] if -ratio >= cutoff]
     return []
 
 

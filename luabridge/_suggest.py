@@ -9,6 +9,7 @@ one (``"active"`` -> ``"inactive"``), is never suggested, however close it looks
 from __future__ import annotations
 
 import difflib
+import heapq
 from collections.abc import Callable, Iterable
 
 MAX_MATCHED_WORD = 200  # fuzzy matching costs the product of the lengths: no name is nearly this long
@@ -36,20 +37,30 @@ def did_you_mean(
     defaults give `` Did you mean 'page'?``. Candidates of the opposite meaning are left out (see the module
     docstring), and so is everything for a word longer than :data:`MAX_MATCHED_WORD`.
     """
-    matches = _close_matches(word, candidates, limit=limit)
+    matches = [candidate for _, candidate in ranked(word, candidates, limit=limit)]
     return phrase.format(", ".join(map(spell, matches))) if matches else ""
 
 
-def _close_matches(word: str, candidates: Iterable[str], *, limit: int = 1) -> list[str]:
-    """The candidates (at most ``limit``, best first) that ``word`` is likely a typo of."""
+def ranked(word: str, candidates: Iterable[str], *, limit: int = 1) -> list[tuple[float, str]]:
+    """``(similarity, candidate)`` for the candidates (at most ``limit``, best first) that ``word`` is
+    likely a typo of: a similarity of at least :data:`CUTOFF` (difflib's ratio, case folded), and never
+    one of the opposite meaning. Callers with a structure of their own (doc pages) rank within it."""
     if len(word) > MAX_MATCHED_WORD:
         return []
     folded = word.lower()
     by_folded: dict[str, str] = {}
     for candidate in candidates:
         by_folded.setdefault(candidate.lower(), candidate)
-    allowed = [key for key in by_folded if not opposite(folded, key)]
-    return [by_folded[key] for key in difflib.get_close_matches(folded, allowed, n=limit, cutoff=CUTOFF)]
+    scored = []
+    matcher = difflib.SequenceMatcher()
+    matcher.set_seq1(folded)  # the ratio depends on the order: the word first tells close names apart best
+    for key, candidate in by_folded.items():
+        if opposite(folded, key):
+            continue
+        matcher.set_seq2(key)
+        if matcher.real_quick_ratio() >= CUTOFF and matcher.quick_ratio() >= CUTOFF and matcher.ratio() >= CUTOFF:
+            scored.append((matcher.ratio(), candidate))
+    return heapq.nlargest(limit, scored)  # as difflib.get_close_matches ranks, ties included
 
 
 def opposite(word: str, candidate: str) -> bool:
