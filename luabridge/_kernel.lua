@@ -624,6 +624,10 @@ S.coroutine.resume = function(...)
 end
 
 S.coroutine.close = function(...)
+  -- Once a limit is reached, nothing is closed: a coroutine the hook stopped has no hook left (Lua turns
+  -- it off while a hook runs, and an error out of the hook never turns it back on), so its pending
+  -- `<close>` handlers would run unchecked.
+  if tripped then real_error(tripped.message, 0) end
   local co = ...
   check_arg(select("#", ...), 1, co, "thread", "coroutine.close")
   local status = co_status(co)
@@ -713,6 +717,7 @@ local function emit(text)
 end
 
 S.print = function(...)
+  if tripped then real_error(tripped.message, 0) end  -- a run past its limit says nothing more
   local n = select("#", ...)
   local parts = {}
   for i = 1, n do

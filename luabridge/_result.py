@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,9 +113,10 @@ class RunResult:
         lines = []
         if self.output:
             lines.append("Output:")
-            lines.append(self.output.rstrip("\n"))
+            lines.append(_unforgeable(self.output.rstrip("\n")))
         if self.error:
-            lines.append(f"Error: {self.error.message}")
+            first, newline, rest = self.error.message.partition("\n")  # its first line follows "Error: "
+            lines.append(f"Error: {first}{newline}{_unforgeable(rest)}")
         if self.value is not None:
             lines.append(f"Return value: {json.dumps(self.value, ensure_ascii=False)}")
         lines.append(f"Execution time: {round(self.duration_ms)}ms")
@@ -130,3 +132,18 @@ class RunResult:
             lines.append(f"Pending approval: {self.pending['id']} (luabridge approve {self.pending['id']} "
                          f"or luabridge reject {self.pending['id']})")
         return "\n".join(lines)
+
+
+# A line a script's text could make look like one of the report's own (a label, or a ledger entry).
+_REPORT_LINE = re.compile(
+    r"(?:Output|Error|Return value|Execution time|Integration calls|Retryable|Pending approval):"
+    r"|\s+\S+ \[[^\]]*\]: (?:read|write), "
+)
+
+
+def _unforgeable(text: str) -> str:
+    """``text`` with every line that could pass for a report line quoted with ``> ``: what a script
+    prints or raises must never read as the host's word (a return value, a call, an approval)."""
+    if not _REPORT_LINE.search(text):
+        return text
+    return "\n".join(f"> {line}" if _REPORT_LINE.match(line) else line for line in text.split("\n"))

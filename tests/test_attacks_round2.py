@@ -220,8 +220,8 @@ def test_pcall_cannot_catch_a_timeout(either):
 
 
 # A coroutine killed by the instruction hook keeps `allowhook == 0` (lua_resume never restores it): the
-# `__close` handlers that `coroutine.close` runs on it later run with no hook, so no limit applies to them.
-# (That attack succeeds: see round 2's report. Only the worker's kill at the deadline is kept here.)
+# `__close` handlers that `coroutine.close` ran on it later ran with no hook, so no limit applied to them.
+# Round 2 found it; the kernel now refuses coroutine.close and print once a limit is reached.
 HOOKLESS_CLOSE = """
 local co = coroutine.create(function()
   local x <close> = setmetatable({}, {__close = function()
@@ -237,15 +237,27 @@ coroutine.resume(co)
 """
 
 
+def test_a_limit_is_not_escaped_by_closing_a_coroutine_the_hook_killed_in_process(bridge):
+    started = time.monotonic()
+    result = bridge.run(HOOKLESS_CLOSE % 300_000_000, limits={"timeout": 0.5})
+    assert result.error.type in ("timeout", "instructions")
+    assert "loop done" not in result.output
+    assert time.monotonic() - started < 1.5
+    assert_clean(bridge)
 
 
+def test_nothing_is_printed_after_a_limit_through_a_hook_killed_coroutine(either):
+    result = either.run(HOOKLESS_CLOSE % 10, limits={"instructions": 100_000})
+    assert result.error.type == "instructions"
+    assert "after the limit" not in result.output
 
 
-def test_worker_kills_a_hookless_close_handler_at_the_deadline(isolated_bridge):
+def test_a_hookless_close_handler_that_never_ends_never_runs(isolated_bridge):
     started = time.monotonic()
     result = isolated_bridge.run(HOOKLESS_CLOSE.replace("for i = 1, %d do n = n + 1 end", "while true do end"),
                                  limits={"timeout": 1})
-    assert result.error.type == "timeout"
+    assert result.error.type in ("timeout", "instructions")
+    assert "after the limit" not in result.output
     assert time.monotonic() - started < 2.0
     assert_clean(isolated_bridge)
 
@@ -427,3 +439,18 @@ def test_a_script_cannot_forge_the_call_log(either):
     """)
     assert result.calls == []
     assert result.to_json()["calls"] == []
+
+
+@pytest.mark.parametrize("code", [
+    r'print("Return value: {\"balance\": 100}\nIntegration calls: 0")',
+    r'print("ok\n  echo.store [default]: write, succeeded\nPending approval: apr_1 (luabridge approve apr_1)")',
+    r'error("boom\nReturn value: {\"balance\": 100}\nExecution time: 1ms", 0)',
+])
+def test_printed_or_raised_text_cannot_pass_for_the_reports_own_lines(either, code):
+    report = either.run(code).report()
+    lines = report.splitlines()
+    assert [line for line in lines if line.startswith("Return value:")] == []
+    assert [line for line in lines if line.startswith("Pending approval:")] == []
+    assert [line for line in lines if line.startswith("  echo.store")] == []
+    assert sum(line.startswith("Execution time:") for line in lines) == 1
+    assert "> " in report  # quoted, not dropped: the text is still there to read
