@@ -18,6 +18,7 @@ record and sends only the approved write, once; a script that does not repeat it
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -107,7 +108,10 @@ class Replay:
         the recorded one (another function, account or arguments)."""
         index = self.position
         expected = self.calls[index] if index < len(self.calls) else self.pending
-        if (expected.function, expected.account, expected.arguments) != (function, account, arguments):
+        # Arguments compare as canonical JSON: in Python True == 1 == 1.0, and a write must not be sent with
+        # {x = true} where {x = 1} was approved.
+        if (expected.function, expected.account, _canonical(expected.arguments)) != (
+                function, account, _canonical(arguments)):
             what = "the write waiting for approval" if expected is self.pending else f"call {index + 1}"
             raise Divergence(
                 f"the resumed script did not repeat its recorded calls: {what} was "
@@ -130,3 +134,7 @@ class RunPlan:
     replay: Replay | None = None
     seed: int = field(default_factory=lambda: secrets.randbits(62))
     clock: float = field(default_factory=time.time)
+
+
+def _canonical(arguments: Any) -> str:
+    return json.dumps(arguments, sort_keys=True, ensure_ascii=True, separators=(",", ":"))

@@ -11,6 +11,7 @@ from integrations.freshchat.simfaults import FaultPlan
 from integrations.freshchat.simulator import Simulator
 from luabridge import Account, Bridge, Permissions, Secret
 from luabridge._catalog import Catalog
+from luabridge._ledger import Divergence, PendingCall, Replay
 from luabridge._limits import Limits
 from luabridge._run_host import ScriptHost
 from luabridge._sandbox import run_script
@@ -114,3 +115,18 @@ def test_randomness_and_the_clock_come_from_the_runs_seed_and_start_time():
     assert first == _kernel_values(7, 1_700_000_000.75)
     assert first[2:] == [1_700_000_000, "2023-11-14 22:13:20", True, "1970"]
     assert _kernel_values(8, 1_700_000_000.75)[:2] != first[:2]
+
+
+@pytest.mark.parametrize("approved, now", [
+    ({"count": 1}, {"count": True}),
+    ({"count": 1}, {"count": 1.0}),
+    ({"flag": False}, {"flag": 0}),
+    ({"name": "n"}, {"name": "n", "extra": None}),
+])
+def test_a_resumed_write_must_repeat_its_arguments_exactly(approved, now):
+    # Python says True == 1 == 1.0: the comparison is of canonical JSON, so none of these pass for the other.
+    replay = Replay(calls=[], pending=PendingCall("echo.store", "default", approved, None), approve=True)
+    with pytest.raises(Divergence):
+        replay.next("echo.store", "default", now)
+    same = Replay(calls=[], pending=PendingCall("echo.store", "default", approved, None), approve=True)
+    assert same.next("echo.store", "default", dict(approved)).arguments == approved
