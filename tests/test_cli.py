@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -360,3 +361,16 @@ def test_a_signal_stops_the_simulator_quietly(number):
     finally:
         process.kill()
         process.communicate()
+
+
+def test_the_text_report_is_trimmed_to_its_budget_and_json_keeps_everything(capsys, monkeypatch):
+    script = 'for i = 1, 2500 do print("line " .. i .. " of the flood") end return 1'
+    status, out, _ = cli(capsys, "run", "--in-process", "-e", script)
+    assert status == 0 and len(out) <= 20_000 + 200
+    assert "line 1 of the flood\n" in out and "line 2500 of the flood\n" in out
+    assert "characters" in out and "left out" in out and "Return value: 1" in out
+    monkeypatch.setenv("LUABRIDGE_REPORT_CHARS", "0")
+    status, untrimmed, _ = cli(capsys, "run", "--in-process", "-e", script)
+    assert status == 0 and "line 1500 of the flood\n" in untrimmed and "left out" not in untrimmed
+    status, as_json, _ = cli(capsys, "run", "--in-process", "--json", "-e", script)
+    assert json.loads(as_json)["output"].count("\n") == 2500
