@@ -26,8 +26,10 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 from . import __version__
+from . import _budgets as budgets
 from ._bridge import Bridge, check_code
 from ._demo import demo, start_simulator
 from ._discovery import ENVIRONMENT_VARIABLE, discover_integrations
@@ -39,8 +41,9 @@ from ._result import RunResult
 from ._trim import report_budget, trim_report
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+API_KEY_VARIABLE = "LUABRIDGE_API_KEY"  # the key clients of `luabridge serve` send as a bearer token
 MAX_SCRIPT_BYTES = 16 * MiB
-SERVERS = ("simulator", "mcp")  # commands a signal stops as intended, with exit status 0
+SERVERS = ("simulator", "mcp", "serve")  # commands a signal stops as intended, with exit status 0
 
 _CONTROLS = [*range(0x20), *range(0x7F, 0xA0)]
 _LINE_ESCAPES = {code: f"\\x{code:02x}" for code in _CONTROLS}
@@ -163,6 +166,19 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--approve-writes", action="store_true",
                      help="ask the person at the client (MCP elicitation) before each write; refuse it if it cannot")
     _add_bridge_options(mcp)
+
+    serve = commands.add_parser("serve", help="serve the runner over HTTP (runs, docs, approvals, MCP)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; any other needs $LUABRIDGE_API_KEY)")
+    serve.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: a free one)")
+    serve.add_argument("--redis", metavar="URL", help="share budgets, pauses, idempotency records and "
+                       "approvals with every node through this Redis (redis://host:port/db)")
+    serve.add_argument("--workers", type=_positive(int), default=4, metavar="N", help="runs at once (4)")
+    serve.add_argument("--queue", type=int, default=16, metavar="N",
+                       help="runs that may wait for a worker; more are answered 429 (16)")
+    serve.add_argument("--approve-writes", action="store_true",
+                       help="pause runs at their first write until POST /v1/approvals/ID")
+    _add_bridge_options(serve)
     return parser
 
 
@@ -171,7 +187,9 @@ def _integrations(args: argparse.Namespace) -> list[Integration]:
 
 
 @contextlib.contextmanager
-def open_bridge(args: argparse.Namespace, *, limits_are_ceilings: bool = False) -> Iterator[Bridge]:
+def open_bridge(
+    args: argparse.Namespace, *, limits_are_ceilings: bool = False, **extra: Any
+) -> Iterator[Bridge]:
     """The bridge the options describe; with ``--demo``, its simulators run for as long as it is open.
 
     With ``limits_are_ceilings``, the limits given on the command line also cap what a caller may ask for
@@ -186,7 +204,7 @@ def open_bridge(args: argparse.Namespace, *, limits_are_ceilings: bool = False) 
     options = dict(
         integrations=integrations, limits=limits, isolation=not args.in_process,
         ceilings={name: value for name, value in limits.items() if value is not None} if limits_are_ceilings else None,
-        permissions=_permissions(args),
+        permissions=_permissions(args), **extra,
     )
     if args.faults and not args.demo:
         raise UsageError("--faults needs --demo")
@@ -331,7 +349,35 @@ def _mcp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": _run, "approve": _resume, "reject": _resume, "docs": _docs, "simulator": _simulator, "mcp": _mcp}
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from ._serve import LOOPBACK, RedisApprovalStore, connect_redis, serve
+    except ImportError as exc:
+        raise UsageError(f"luabridge serve needs its extra ({exc}); install it with: pip install 'luabridge[serve]'"
+                         ) from exc
+    api_key = os.environ.get(API_KEY_VARIABLE) or None
+    if api_key is None and args.host not in LOOPBACK:
+        raise UsageError(f"--host {args.host} is not loopback: set ${API_KEY_VARIABLE} so that clients must "
+                         "send it, or bind 127.0.0.1")
+    if not 0 <= args.port <= 65535 or args.queue < 0:
+        raise UsageError("--port must be from 0 to 65535 and --queue 0 or more")
+    extra: dict[str, Any] = {"max_workers": args.workers}
+    redis = None
+    if args.redis:
+        try:
+            redis = connect_redis(args.redis)
+            budgets.share_through(args.redis)
+        except Exception as exc:
+            raise UsageError(f"--redis: cannot use {args.redis!r}: {exc}") from exc
+        extra["approvals"] = RedisApprovalStore(redis)
+    with open_bridge(args, limits_are_ceilings=True, **extra) as bridge:
+        serve(bridge, host=args.host, port=args.port, workers=args.workers, queue=args.queue, api_key=api_key,
+              redis=redis)
+    return EXIT_OK
+
+
+COMMANDS = {"run": _run, "approve": _resume, "reject": _resume, "docs": _docs, "simulator": _simulator, "mcp": _mcp,
+            "serve": _serve}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,6 +51,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
+from ._budgets import RATE_LIMIT_SETTING, parse_rate_limit
 from ._errors import ConfigError
 from ._registry import Account, AccountKey, AccountScheme, AccountSource, Secret
 from ._suggest import did_you_mean
@@ -313,6 +314,11 @@ def _account(
                 f"{setting.where}: the {key.name} of account '{alias}' contains a control character or "
                 "whitespace; copy it again without spaces or line breaks"
             )
+        if key.name == RATE_LIMIT_SETTING:
+            try:
+                parse_rate_limit(setting.value)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.where}: {exc}") from None
         if key.name not in ("url", "token"):
             settings[key.name] = Secret(setting.value) if key.secret else setting.value
     token = values.get("token")

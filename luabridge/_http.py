@@ -55,6 +55,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from . import _budgets
 from ._errors import CallError, LimitExceeded, RemoteError
 from ._registry import CallContext
 
@@ -162,6 +163,8 @@ def send(
                 again = " again" if attempt > 1 else ""
                 raise LimitExceeded(f"the run's time limit was reached before calling {host}{again}",
                                     kind="timeout")
+            _budgets.gate().before_request(ctx.account, ctx.deadline, clock=clock, sleep=sleep)  # may wait
+            left = ctx.deadline - clock()
             timeouts = (min(connect_timeout, left), min(read_timeout, left))
             watch = _WATCHDOG.watch(left)
             try:
@@ -193,6 +196,8 @@ def send(
             if status not in retry_statuses or attempt >= max_attempts:
                 return response
             asked = _server_wait(response, wall_clock)
+            if status == 429 and asked is not None:
+                _budgets.gate().pause(ctx.account, asked)  # every request of the account waits, on every node
             left = ctx.deadline - clock()
             if asked is not None and asked > left:
                 what = "rate limited (HTTP 429)" if status == 429 else f"HTTP {status}"

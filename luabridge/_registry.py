@@ -101,6 +101,9 @@ class AccountKey:
 
 URL_KEY = AccountKey("url", description="the service's base URL; the integration completes and checks it")
 TOKEN_KEY = AccountKey("token", secret=True, description="the credential sent with every request")
+RATE_LIMIT_KEY = AccountKey(
+    "rate_limit", description='requests the account may send, such as "1000/hour", shared by every node '
+    "(see docs/serve.md)")
 _KEY_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -112,7 +115,7 @@ class AccountScheme:
     ``<PREFIX>_<ALIAS>_URL``, ``<PREFIX>_<ALIAS>_TOKEN``); ``token_aliases`` are further suffixes accepted
     for a token (``ACCESS_TOKEN`` gives ``<PREFIX>_ACCESS_TOKEN``); ``normalize_url`` turns what a user
     wrote into the base URL and raises :class:`ConfigError` when it cannot. ``keys`` declares the
-    settings an account may have besides ``url`` and ``token``, which every scheme has (declare them too
+    settings an account may have besides ``url``, ``token`` and ``rate_limit``, which every scheme has (declare them too
     to describe them or give them aliases); their values end up in :attr:`Account.settings`. Raises
     :class:`IntegrationError` for a key that cannot be spelled, that repeats, or a ``token`` that is not
     secret.
@@ -126,7 +129,7 @@ class AccountScheme:
 
     def __post_init__(self) -> None:
         declared = {key.name for key in self.keys}
-        keys = (*(key for key in (URL_KEY, TOKEN_KEY) if key.name not in declared), *self.keys)
+        keys = (*(key for key in (URL_KEY, TOKEN_KEY, RATE_LIMIT_KEY) if key.name not in declared), *self.keys)
         names = [key.name for key in keys]
         for name in names:
             if not _KEY_NAME.fullmatch(name) or name.endswith("_env"):

@@ -24,6 +24,7 @@ from ._namespace import resolve
 from ._permissions import PermissionRequest, Permissions
 from ._registry import CallContext
 from ._result import CallRecord
+from ._tracing import finish_span, start_span
 
 logger = logging.getLogger("luabridge")
 
@@ -189,6 +190,8 @@ class RunHost(ScriptHost):
         record = CallRecord(function=target.qualified_name, account=target.alias,
                             effect=target.function.operation, outcome="not_sent")
         self.events.call_started(record)
+        span = start_span("luabridge.call", **{"luabridge.function": target.qualified_name,
+                                                "luabridge.account": target.alias, "luabridge.effect": record.effect})
         started = time.perf_counter()
         ctx = CallContext(account=target.account, deadline=self.deadline, max_body=self.limits.memory)
         try:
@@ -235,6 +238,7 @@ class RunHost(ScriptHost):
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
             record.http_status = ctx.http_status
+            finish_span(span, **{"luabridge.outcome": record.outcome, "http.response.status_code": ctx.http_status})
 
     def _perform(
         self, target: Target, ctx: CallContext, record: CallRecord, nargs: int, raw: Any, colon: bool,

@@ -167,8 +167,9 @@ FILE_ERRORS = [
     ('[demo]\nurl = "https://x.test"\n',
      ": 'demo.url' must be a table of account settings such as [demo.default], not a string"),
     ('[demo.work]\ntokn = "t"\n',
-     " [demo.work]: unknown key 'tokn'; did you mean 'token'? valid keys: token, token_env, url"),
-    ('[demo.work]\nregion = "eu"\n', " [demo.work]: unknown key 'region'; valid keys: token, token_env, url"),
+     " [demo.work]: unknown key 'tokn'; did you mean 'token'? valid keys: rate_limit, token, token_env, url"),
+    ('[demo.work]\nregion = "eu"\n',
+     " [demo.work]: unknown key 'region'; valid keys: rate_limit, token, token_env, url"),
     ('[demo.work]\nurl = 5\n', " [demo.work]: 'url' must be a string, not an integer"),
     ('[demo.work]\ntoken = true\n', " [demo.work]: 'token' must be a string, not a boolean"),
     ('[demo.work]\ntoken = "t"\ntoken_env = "T"\n',
@@ -306,8 +307,9 @@ def load_regional(home: Path, env: dict[str, str], **options) -> dict[str, Accou
 
 
 def test_a_scheme_without_keys_declares_url_and_token():
-    assert [key.name for key in DEMO.accounts.keys] == ["url", "token"]
-    assert [key.name for key in REGIONAL.accounts.keys] == ["url", "token", "region", "signing_key", "tier"]
+    assert [key.name for key in DEMO.accounts.keys] == ["url", "token", "rate_limit"]
+    assert [key.name for key in REGIONAL.accounts.keys] == [
+        "url", "token", "rate_limit", "region", "signing_key", "tier"]
 
 
 def test_declared_keys_come_from_the_environment_into_settings(home):
@@ -335,9 +337,9 @@ tier = "gold"
 
 @pytest.mark.parametrize(("text", "message"), [
     ('[regional.work]\nregoin = "eu"\n', " [regional.work]: unknown key 'regoin'; did you mean 'region'? valid keys: "
-     "region, signing_key, signing_key_env, tier, token, token_env, url"),
+     "rate_limit, region, signing_key, signing_key_env, tier, token, token_env, url"),
     ('[regional.work]\ntier_env = "X"\n', " [regional.work]: unknown key 'tier_env'; did you mean 'token_env'? "
-     "valid keys: region, signing_key, signing_key_env, tier, token, token_env, url"),
+     "valid keys: rate_limit, region, signing_key, signing_key_env, tier, token, token_env, url"),
     ('[regional.work]\nregion = "eu"\nsigning_key = "k"\nsigning_key_env = "K"\n',
      " [regional.work]: give either 'signing_key' or 'signing_key_env', not both"),
     ('[regional.work]\nregion = "eu"\nsigning_key_env = "NOT_SET"\n',
@@ -367,7 +369,7 @@ def test_a_required_key_is_required_only_of_accounts_that_set_something(home):
                               "with a letter and not ending in '_env'"),
     ((AccountKey("key_env"),), "account key 'key_env' of BAD must be lower-case letters, digits and '_', "
                                "starting with a letter and not ending in '_env'"),
-    ((AccountKey("tier"), AccountKey("tier")), "account keys of BAD repeat a name: url, token, tier, tier"),
+    ((AccountKey("tier"), AccountKey("tier")), "account keys of BAD repeat a name: url, token, rate_limit, tier, tier"),
     ((AccountKey("token"),), "the account key 'token' of BAD must be secret"),
 ])
 def test_a_scheme_with_broken_keys_is_an_integration_error(keys, message):

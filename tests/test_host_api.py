@@ -88,8 +88,8 @@ def test_settings_must_be_declared_and_secret_ones_secret():
                            keys=(AccountKey("region"), AccountKey("signing_key", secret=True)))
     regional = dataclasses.replace(echo, accounts=scheme)
     assert refused({"echo": {"default": echo_account(settings={"regoin": "eu"})}}, [regional]) == (
-        "accounts['echo']['default']: unknown setting 'regoin'; did you mean 'region'? settings of echo: region, "
-        "signing_key"
+        "accounts['echo']['default']: unknown setting 'regoin'; did you mean 'region'? settings of echo: "
+        "rate_limit, region, signing_key"
     )
     assert refused({"echo": {"default": echo_account(settings={"signing_key": "k"})}}, [regional]) == (
         "accounts['echo']['default']: the signing_key must be a luabridge.Secret, such as Secret(os.environ[...]), "
