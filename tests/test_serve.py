@@ -312,3 +312,12 @@ def test_mcp_over_streamable_http(nodes, simulator):
     assert names == ["execute_lua", "lua_read_doc", "lua_list_docs", "lua_search_docs"]
     assert result.is_error is False and "Return value: true" in result.content[0].text
     assert simulator.count("GET", "/v2/agents") == 1
+
+
+def test_the_load_test_runs_briefly_without_errors():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.load", "--seconds", "2", "--rate", "10"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["errors"] == 0 and report["runs"] >= 15 and report["p99_ms"] >= report["p50_ms"] > 0
+    assert report["node_1_rss_mib"] > 0 and report["node_2_rss_mib"] > 0
