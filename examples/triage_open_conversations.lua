@@ -18,7 +18,7 @@ end
 -- Agent names, to show who owns each conversation.
 local agent_names = {}
 for _, agent in ipairs(freshchat.list_agents({per_page = 100}).agents or {}) do
-  agent_names[agent.id] = agent.first_name .. " " .. (agent.last_name or "")
+  agent_names[agent.id] = agent.last_name and (agent.first_name .. " " .. agent.last_name) or agent.first_name
 end
 
 -- Counts per inbox: a conversation's inbox_id (Freshchat's channel_id, which it also carries). "open" stands
