@@ -81,7 +81,12 @@ _TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, Un
 _local = threading.local()
 
 
-def new_session(*, pool_size: int = 8) -> requests.Session:
+# One account's client serves every run at once (a service runs 64 and more): a connection is opened only
+# when a call needs one, so a large pool costs nothing idle, and a small one closed connections in a burst.
+POOL_SIZE = 128
+
+
+def new_session(*, pool_size: int = POOL_SIZE) -> requests.Session:
     """Return a session for one client: pooled keep-alive connections the deadline watchdog can cut,
     no automatic retries, no cookies, nothing taken from the environment.
 
