@@ -12,10 +12,11 @@ import sys
 import time
 
 import pytest
+from demo import demo_accounts
 
 from integrations.freshchat.simfaults import FaultPlan
 from integrations.freshchat.simulator import Simulator
-from luabridge import Account, Bridge, Permissions, Secret, UsageError
+from luabridge import Bridge, Permissions, UsageError
 from luabridge._approvals import ApprovalStore
 from luabridge._ledger import RunPlan
 from luabridge._run_host import RunEvents
@@ -33,9 +34,6 @@ return {agents = #agents.agents, groups = #groups.groups, made = ok and made.con
 READS = (("GET", "/v2/agents"), ("GET", "/v2/groups"))
 
 
-def accounts(sim: Simulator) -> dict:
-    return {"freshchat": {"default": Account("freshchat", "default", sim.url, Secret(sim.token))}}
-
 
 @pytest.fixture
 def sim():
@@ -50,7 +48,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def bridge(sim, store):
-    with Bridge(accounts(sim), approvals=ApprovalStore(store / "approvals.sqlite3"),
+    with Bridge(demo_accounts(sim), approvals=ApprovalStore(store / "approvals.sqlite3"),
                 permissions=Permissions.approve_writes()) as bridge:
         yield bridge
 
@@ -97,7 +95,7 @@ def test_an_approval_from_another_process_sends_the_write_once_and_replays_the_r
     # The stored run holds its seed and clock, and no token.
     stored = ApprovalStore(store / "approvals.sqlite3").get(first.pending["id"])
     assert stored["state"] == "approved" and sim.token not in json.dumps(stored)
-    with Simulator(seed=0) as fresh, Bridge(accounts(fresh)) as allowed:
+    with Simulator(seed=0) as fresh, Bridge(demo_accounts(fresh)) as allowed:
         plan = RunPlan(seed=stored["run"]["seed"], clock=stored["run"]["clock"])
         expected = allowed._execute(SCRIPT, allowed.limits, RunEvents(Permissions(), plan), None, time.monotonic())
     assert resumed["ok"] and resumed["result"] == expected.value and resumed["output"] == expected.output
@@ -146,7 +144,7 @@ def test_a_script_that_does_not_repeat_its_calls_is_stopped_and_sends_nothing(br
 def test_a_resumed_script_that_makes_an_extra_call_first_is_stopped(sim, store):
     code = ("for i = 1, CALLS do app.integrations.freshchat.list_agents({}) end\n"
             'return app.integrations.freshchat.create_conversation({user_id = "user-456", initial_message = "x"})')
-    with Bridge(accounts(sim), isolation=False, approvals=store / "a.db") as bridge:
+    with Bridge(demo_accounts(sim), isolation=False, approvals=store / "a.db") as bridge:
         first = bridge.run(code.replace("CALLS", "1"), permissions=Permissions.approve_writes())
         assert first.error.type == "approval"
         # As if the script read something the record cannot replay: it now reads twice before writing.
@@ -178,7 +176,7 @@ def test_a_process_killed_during_the_approved_write_leaves_it_unknown_and_never_
 
 
 def test_a_resumed_write_cut_off_by_the_time_limit_is_unknown_and_the_run_not_retryable(sim, store):
-    with Bridge(accounts(sim), approvals=store / "a.db", limits={"timeout": 1.5},
+    with Bridge(demo_accounts(sim), approvals=store / "a.db", limits={"timeout": 1.5},
                 permissions=Permissions.approve_writes()) as bridge:
         first = paused(bridge, sim)
         for rule in FaultPlan.parse("drop_after_store:method=POST:path=/v2/conversations:times=1:stall=4").rules:

@@ -8,9 +8,10 @@ import subprocess
 import sys
 
 import pytest
+from demo import demo_accounts
 
 from integrations.freshchat.simulator import Simulator
-from luabridge import Account, Bridge, Permissions, Secret
+from luabridge import Bridge, Permissions
 
 SCRIPT = """
 local agents = app.integrations.freshchat.list_agents({})
@@ -34,14 +35,11 @@ def sim():
         yield sim
 
 
-def accounts(sim: Simulator) -> dict:
-    return {"freshchat": {"default": Account("freshchat", "default", sim.url, Secret(sim.token))}}
-
 
 @pytest.mark.parametrize("isolation", [False, True], ids=["in-process", "worker"])
 def test_a_dry_run_sends_reads_and_answers_writes_with_their_request(sim, isolation):
     sim.reset_counters()
-    with Bridge(accounts(sim), isolation=isolation) as bridge:
+    with Bridge(demo_accounts(sim), isolation=isolation) as bridge:
         result = bridge.run(SCRIPT, dry_run=True)
     assert result.ok, result.report()
     assert result.value == {"agents": True, "made": {"dry_run": True, "request": REQUEST}}
@@ -53,7 +51,7 @@ def test_a_dry_run_sends_reads_and_answers_writes_with_their_request(sim, isolat
 
 def test_a_dry_run_still_validates_and_applies_the_permission_policy(sim):
     sim.reset_counters()
-    with Bridge(accounts(sim), isolation=False) as bridge:
+    with Bridge(demo_accounts(sim), isolation=False) as bridge:
         invalid = bridge.run('app.integrations.freshchat.create_conversation({user_id = "user-456"})', dry_run=True)
         denied = bridge.run(SCRIPT, dry_run=True, permissions=Permissions.read_only())
     assert invalid.error.type == "validation" and invalid.calls[0].outcome == "not_sent"
@@ -62,7 +60,7 @@ def test_a_dry_run_still_validates_and_applies_the_permission_policy(sim):
 
 
 def test_a_dry_run_does_not_pause_a_write_that_needs_approval(sim, tmp_path):
-    with Bridge(accounts(sim), isolation=False, approvals=tmp_path / "a.db") as bridge:
+    with Bridge(demo_accounts(sim), isolation=False, approvals=tmp_path / "a.db") as bridge:
         result = bridge.run(SCRIPT, dry_run=True, permissions=Permissions.approve_writes())
     assert result.ok and result.pending is None and result.calls[-1].outcome == "dry_run"
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from demo import demo_accounts
 
 from integrations.freshchat.simfaults import FaultPlan
 from integrations.freshchat.simulator import Simulator
-from luabridge import Account, Bridge, Permissions, Secret
+from luabridge import Bridge, Permissions
 from luabridge._catalog import Catalog
 from luabridge._ledger import Divergence, PendingCall, Replay
 from luabridge._limits import Limits
@@ -18,9 +19,6 @@ from luabridge._sandbox import run_script
 
 CREATE = 'app.integrations.freshchat.create_conversation({user_id = "user-456", initial_message = "hi"})'
 
-
-def accounts(sim: Simulator) -> dict:
-    return {"freshchat": {"default": Account("freshchat", "default", sim.url, Secret(sim.token))}}
 
 
 @pytest.fixture
@@ -31,7 +29,7 @@ def sim():
 
 @pytest.fixture
 def bridge(sim):
-    with Bridge(accounts(sim), isolation=False) as bridge:
+    with Bridge(demo_accounts(sim), isolation=False) as bridge:
         yield bridge
 
 
@@ -75,7 +73,7 @@ def test_a_write_the_service_refuses_failed(bridge, sim):
 
 
 def test_a_denied_write_is_denied(sim):
-    with Bridge(accounts(sim), isolation=False, permissions=Permissions.read_only()) as bridge:
+    with Bridge(demo_accounts(sim), isolation=False, permissions=Permissions.read_only()) as bridge:
         result = bridge.run(f"pcall(function() {CREATE} end)")
     assert ledger(result) == [("freshchat.create_conversation", "write", "denied")]
     assert result.retryable is True and sim.count("POST") == 0
@@ -91,7 +89,7 @@ def test_a_write_whose_answer_is_lost_has_an_unknown_outcome_and_is_not_retryabl
 
 def test_a_write_cut_off_by_the_time_limit_in_a_worker_is_unknown(sim):
     inject(sim, "drop_after_store:method=POST:path=/v2/conversations:times=1:stall=4")
-    with Bridge(accounts(sim)) as bridge:
+    with Bridge(demo_accounts(sim)) as bridge:
         result = bridge.run(CREATE, limits={"timeout": 1.5})
     assert result.error.type == "timeout"
     assert ledger(result) == [("freshchat.create_conversation", "write", "unknown")]
