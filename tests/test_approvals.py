@@ -34,7 +34,6 @@ return {agents = #agents.agents, groups = #groups.groups, made = ok and made.con
 READS = (("GET", "/v2/agents"), ("GET", "/v2/groups"))
 
 
-
 @pytest.fixture
 def sim():
     with Simulator(seed=0) as sim:

@@ -35,7 +35,6 @@ def sim():
         yield sim
 
 
-
 @pytest.mark.parametrize("isolation", [False, True], ids=["in-process", "worker"])
 def test_a_dry_run_sends_reads_and_answers_writes_with_their_request(sim, isolation):
     sim.reset_counters()

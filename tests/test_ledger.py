@@ -20,7 +20,6 @@ from luabridge._sandbox import run_script
 CREATE = 'app.integrations.freshchat.create_conversation({user_id = "user-456", initial_message = "hi"})'
 
 
-
 @pytest.fixture
 def sim():
     with Simulator(seed=0) as sim:
