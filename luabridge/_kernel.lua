@@ -569,19 +569,16 @@ end
 
 -- ipairs and pairs of nil fail inside their C iterator, where Lua knows no position and no name; they
 -- fail here instead, at the script's line: `for _, m in ipairs(conv.messages)` with no such field says where.
-S.ipairs = function(...)
-  if (...) == nil then
-    argerror(1, "ipairs", select("#", ...) == 0 and "table expected, got no value" or "table expected, got nil")
+local function nil_checked(name, iterate)
+  return function(...)
+    if (...) == nil then
+      argerror(1, name, select("#", ...) == 0 and "table expected, got no value" or "table expected, got nil")
+    end
+    return iterate(...)
   end
-  return ipairs(...)
 end
-
-S.pairs = function(...)
-  if (...) == nil then
-    argerror(1, "pairs", select("#", ...) == 0 and "table expected, got no value" or "table expected, got nil")
-  end
-  return pairs(...)
-end
+S.ipairs = nil_checked("ipairs", ipairs)
+S.pairs = nil_checked("pairs", pairs)
 
 local function check_arg(n, index, v, expected, fallback)
   if type(v) ~= expected then
