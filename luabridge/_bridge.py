@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from . import _json
 from ._approvals import ApprovalStore, PausedRun
 from ._catalog import Catalog
 from ._config import load_accounts, normalize_account_url
@@ -126,6 +127,11 @@ def check_code(code: Any) -> str:
             raise UsageError(f"the script is not valid UTF-8 (byte {exc.start})") from exc
     if not isinstance(code, str):
         raise UsageError(f"the script must be text, got {type(code).__name__}")
+    # A lone surrogate (JSON's "\ud800" decodes to one, from a service or MCP client) is text Python holds
+    # but UTF-8, and so Lua, cannot carry.
+    lone = _json.lone_surrogate(code)
+    if lone is not None:
+        raise UsageError(f"the script is not valid Unicode: a lone surrogate at character {lone}")
     if not code.strip():
         raise UsageError("the script is empty")
     return code

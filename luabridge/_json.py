@@ -73,6 +73,14 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def lone_surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate in ``text`` (text UTF-8 cannot encode), or ``None``."""
+    if text.isascii():
+        return None
+    found = _LONE_SURROGATE.search(text)
+    return found.start() if found else None
+
+
 def repair_text(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD, so that it can always be encoded as UTF-8."""
     return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)

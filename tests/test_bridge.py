@@ -64,10 +64,13 @@ def test_text_report_lines_appear_only_when_they_apply(run):
     ("  \n\t", "the script is empty"),
     (b"return '\xff'", "the script is not valid UTF-8 (byte 8)"),
     (42, "the script must be text, got int"),
+    # What json.loads makes of "return '\\ud800'": text Python holds and UTF-8 cannot carry.
+    ("return 'é\ud800'", "the script is not valid Unicode: a lone surrogate at character 9"),
 ])
-def test_bad_scripts_are_usage_errors(bridge, code, message):
+@pytest.mark.parametrize("mode", ["in_process", "worker"])
+def test_bad_scripts_are_usage_errors(bridge, isolated_bridge, mode, code, message):
     with pytest.raises(UsageError) as raised:
-        bridge.run(code)
+        (bridge if mode == "in_process" else isolated_bridge).run(code)
     assert str(raised.value) == message
 
 

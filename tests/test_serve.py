@@ -162,6 +162,9 @@ def test_a_run_answers_the_result_object_with_its_ledger(nodes, simulator):
     assert nodes[1].get("/v1/docs/no.such.page")[0] == 404
     status, text, _ = nodes[0].request("POST", "/v1/runs", {"cod": "return 1"})
     assert status == 400 and "unknown field 'cod'" in text
+    status, text, _ = nodes[0].request("POST", "/v1/runs", {"code": "return '\ud800'"})  # JSON "\\ud800"
+    assert status == 400 and json.loads(text) == {
+        "error": "the script is not valid Unicode: a lone surrogate at character 8"}
     failed, _ = nodes[0].run("error('boom')")
     assert failed["ok"] is False and failed["error"]["type"] == "runtime"
 
