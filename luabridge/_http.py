@@ -226,13 +226,17 @@ def send(
 
 
 def _exchange(
-    session: requests.Session, method: str, url: str, watch: _Watch, ctx: CallContext, host: str,
-    **options: Any,
+    session: requests.Session, method: str, url: str, watch: _Watch, ctx: CallContext, host: str, *,
+    params: Mapping[str, Any] | None, json: Any, headers: Mapping[str, str], timeout: tuple[float, float],
 ) -> requests.Response:
     """One attempt under ``watch``: send the request and read the whole answer into ``response.content``."""
+    request = _prepare(session, method, url, params, json, headers)
     _local.watch = watch  # the pool hands the connection it picks to this watch
     try:
-        response = session.request(method, url, stream=True, allow_redirects=False, **options)
+        # Straight to the transport adapter: what Session.send adds (cookies, redirects, hooks, the
+        # environment) is what this module refuses, and it costs more than the exchange on loopback.
+        response = session.get_adapter(url).send(
+            request, stream=True, timeout=timeout, verify=session.verify, cert=session.cert, proxies={})
     finally:
         _local.watch = None
     ctx.http_status = response.status_code
@@ -247,6 +251,22 @@ def _exchange(
     return response
 
 
+def _prepare(
+    session: requests.Session, method: str, url: str, params: Mapping[str, Any] | None, json: Any,
+    headers: Mapping[str, str],
+) -> requests.PreparedRequest:
+    """The request as ``session.request`` would prepare it, less what this module refuses: the session's
+    default headers under ours, no cookies, no auth from the URL or ``.netrc``, no hooks."""
+    merged = requests.structures.CaseInsensitiveDict(session.headers)
+    merged.update(headers)
+    request = requests.PreparedRequest()
+    request.prepare_method(method)
+    request.prepare_url(url, params)
+    request.prepare_headers(merged)
+    request.prepare_body(None, None, json)
+    return request
+
+
 def _read_body(response: requests.Response, cap: int | None, host: str) -> bytes:
     """The body, decompressed, read a piece at a time; raise LimitExceeded once it passes ``cap`` bytes
     as received or as decompressed.
@@ -257,6 +277,8 @@ def _read_body(response: requests.Response, cap: int | None, host: str) -> bytes
     length = response.headers.get("Content-Length", "")
     if cap is not None and length.isdigit() and int(length) > cap:
         raise _too_large(host, cap)
+    # A plain body of announced length is whole once that many bytes arrived: no read to see it end.
+    expected = int(length) if length.isdigit() and not response.headers.get("Content-Encoding") else None
     body = io.BytesIO()  # getvalue() hands over its buffer without a copy
     size = 0
     try:
@@ -268,7 +290,11 @@ def _read_body(response: requests.Response, cap: int | None, host: str) -> bytes
             size += len(chunk)
             if cap is not None and (size > cap or raw.tell() > cap):
                 raise _too_large(host, cap)
+            if size == expected and not body.tell():
+                return chunk
             body.write(chunk)
+            if size == expected:
+                return body.getvalue()
     except urllib3.exceptions.ProtocolError as exc:
         raise requests.exceptions.ChunkedEncodingError(exc) from exc
     except urllib3.exceptions.DecodeError as exc:
