@@ -85,6 +85,9 @@ class Catalog:
     def client(self, integration: Integration, alias: str) -> Any:
         """The client of one account, created on first use and reused by every later call."""
         key = (integration.name, alias)
+        client = self._clients.get(key)  # once made, a client is read without the lock
+        if client is not None:
+            return client
         with self._lock:
             if key not in self._clients:
                 self._clients[key] = integration.connect(self.accounts[integration.name][alias])

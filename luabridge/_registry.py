@@ -148,7 +148,7 @@ class AccountScheme:
         return next((key for key in self.keys if key.name == name), None)
 
 
-@dataclass
+@dataclass(slots=True)
 class CallContext:
     """What a handler knows about the call it serves.
 

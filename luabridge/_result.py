@@ -15,7 +15,7 @@ ERROR_TYPES = (
 MAX_ERROR_MESSAGE = 8192 + 64
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     """One integration call in the call log. ``ok`` is ``None`` while the call is still in flight.
 

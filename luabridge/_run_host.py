@@ -190,8 +190,8 @@ class RunHost(ScriptHost):
         record = CallRecord(function=target.qualified_name, account=target.alias,
                             effect=target.function.operation, outcome="not_sent")
         self.events.call_started(record)
-        span = start_span("luabridge.call", **{"luabridge.function": target.qualified_name,
-                                                "luabridge.account": target.alias, "luabridge.effect": record.effect})
+        span = start_span("luabridge.call", {"luabridge.function": target.qualified_name,
+                                              "luabridge.account": target.alias, "luabridge.effect": record.effect})
         started = time.perf_counter()
         ctx = CallContext(account=target.account, deadline=self.deadline, max_body=self.limits.memory)
         try:

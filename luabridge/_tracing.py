@@ -14,6 +14,10 @@ try:
 except ImportError:  # the API is an optional dependency (luabridge[serve])
     trace = None  # type: ignore[assignment]
 
+# Taken once: a call would otherwise pay a tracer lookup (and an environment read) each time. The API's
+# proxy tracer follows a provider the host installs later.
+_TRACER = trace.get_tracer("luabridge") if trace is not None else None
+
 
 class _NoSpan:
     def set_attribute(self, key: str, value: Any) -> None:
@@ -23,13 +27,15 @@ class _NoSpan:
         pass
 
 
-def start_span(name: str, **attributes: Any) -> Any:
-    """A started span (end it with ``.end()``) named ``name`` with ``attributes`` whose value is not
-    ``None``, child of the current span; a span that does nothing without the API."""
-    if trace is None:
-        return _NoSpan()
-    return trace.get_tracer("luabridge").start_span(
-        name, attributes={key: value for key, value in attributes.items() if value is not None})
+_NO_SPAN = _NoSpan()
+
+
+def start_span(name: str, attributes: dict[str, Any]) -> Any:
+    """A started span (end it with ``.end()``) named ``name`` with ``attributes`` (no value ``None``),
+    child of the current span; a span that does nothing without the API."""
+    if _TRACER is None:
+        return _NO_SPAN
+    return _TRACER.start_span(name, attributes=attributes)
 
 
 def finish_span(span: Any, **attributes: Any) -> None:

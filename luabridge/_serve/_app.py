@@ -146,7 +146,7 @@ class ServeApp:
         return await self._answer(request, {"approval": approval_id, **body}, work, conflict=409)
 
     def _traced(self, run: Callable[..., RunResult], *args: Any, **options: Any) -> RunResult:
-        span = start_span("luabridge.run", **{"luabridge.dry_run": options.get("dry_run")})
+        span = start_span("luabridge.run", {"luabridge.dry_run": bool(options.get("dry_run"))})
         result = run(*args, **options)
         self.metrics.observe(result)
         finish_span(span, **{"luabridge.outcome": "ok" if result.ok else result.error.type,
