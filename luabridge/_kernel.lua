@@ -4,7 +4,7 @@
 -- also checks the wall clock, sticky once tripped and re-raised by every wrapper that could catch it),
 -- and turns values into JSON text on the way out. Everything it needs from the real globals is captured
 -- in locals first: the script may change its own `string` or `table` copies without touching the kernel.
--- The host hands in `H`: plain numbers, and the few Python callables the kernel needs.
+-- The host hands in `H`, the few Python callables the kernel needs; a run's settings come with `run`.
 --
 -- No Python object ever reaches the script, by construction rather than by care at each call site:
 -- * every Python callable is called here, through `real_pcall`, and only its checked reply (strings,
@@ -29,14 +29,14 @@ local co_status = coroutine.status
 local s_rep, s_format, s_gsub, s_byte, s_find = string.rep, string.format, string.gsub, string.byte, string.find
 local s_sub, s_match = string.sub, string.match
 local utf8_len = utf8.len
-local t_concat, t_sort, t_pack, t_unpack = table.concat, table.sort, table.pack, table.unpack
+local t_concat, t_sort, t_pack, t_unpack, t_move = table.concat, table.sort, table.pack, table.unpack, table.move
 local math_type, math_huge = math.type, math.huge
 
 -- `host(operation, ...)` is the one door to the host for everything that returns data (each Python object
 -- handed to Lua costs start-up time, so there are few).
 local NOW, EMIT, MEMORY_ON, HOST = H.now, H.emit, H.memory_on, H.host
-local DEADLINE, TIMEOUT, MAX_RESULT = H.deadline, H.timeout, H.result
-local MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = H.instructions, H.memory, H.output
+-- The run's limits, set by `run`: the kernel is loaded before its script (and its limits) arrive.
+local DEADLINE, TIMEOUT, MAX_RESULT, MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT
 local MEMERR = "not enough memory"
 local HOST_ERROR = "internal error in the host (a bug in the host, logged there)"
 local MAX_MESSAGE = 8192        -- bytes of an error message the host is handed; the rest is cut
@@ -338,18 +338,27 @@ local REPLY_VALUE = {string = true, number = true, boolean = true, table = true,
 local FAILED = {n = 3, "error", "runtime", HOST_ERROR}
 
 -- Python conversions run with the memory limit lifted (a limit hit while lupa converts aborts or hangs
--- the process): each host callback lifts it as it starts, and it comes back here, right after the reply is
--- converted. Whatever the call raised is dropped; a reply of any other shape is a host failure too.
+-- the process): each host callback lifts it as it starts. After an "ok" whose values are tables, numbers,
+-- booleans or nil, the host has put it back itself (handing those over allocates nothing); after any other
+-- reply it comes back here, right after the reply is converted. Whatever the call raised is dropped; a
+-- reply of any other shape is a host failure too.
 local function with_host(...)
   local r = t_pack(real_pcall(py_call, HOST, ...))
-  if not real_pcall(py_call, MEMORY_ON) then
+  local n, restored = r.n, r[1] and r[2] == "ok"
+  for i = 3, n do
+    local kind = type(r[i])
+    if kind ~= "table" and kind ~= "number" and kind ~= "boolean" and kind ~= "nil" then restored = false end
+  end
+  if not restored and not real_pcall(py_call, MEMORY_ON) then
     trip("memory", "internal error: the memory limit could not be restored")
   end
   if not r[1] or not REPLY_STATUS[r[2]] then return FAILED end
-  for i = 3, r.n do
+  for i = 3, n do
     if not REPLY_VALUE[type(r[i])] then return FAILED end
   end
-  return {n = r.n - 1, t_unpack(r, 2, r.n)}
+  t_move(r, 2, n, 1)
+  r[n], r.n = nil, n - 1
+  return r
 end
 
 -- Fix-up paths travel flat: `n, key1, ..., keyn, n, ...` (see _values.py).
@@ -547,8 +556,7 @@ real_getmetatable("").__index = S.string
 
 -- The run's randomness and clock are the host's per-run seed and start time, so that a run resumed after an
 -- approval draws the same numbers and reads the same time as the run that paused (docs/writes.md).
-math.randomseed(H.seed)
-local os_date, os_time, START = os.date, os.time, math_tointeger(H.clock // 1)
+local os_date, os_time, START = os.date, os.time, nil  -- START: set by `run`, with the seed
 S.os.date = function(...)
   local ok, result
   if select("#", ...) < 2 or select(2, ...) == nil then
@@ -889,7 +897,8 @@ end
 
 -- `compile` runs before the memory limit is armed (a script larger than the limit would otherwise fail
 -- outside any protected call); `run` runs the compiled chunk, with the limit `soft_memory` (KiB of Lua's
--- own count) above which the hook stops the script.
+-- own count) above which the hook stops the script, and the run's settings `R`: its limits, the deadline,
+-- and the seed and clock of its randomness and time.
 -- The script's main chunk opens with a to-be-closed local on its first line: Lua then compiles its
 -- `return f(...)` as an ordinary call, not a tail call, so an error raised in `f` still knows the
 -- script's line (a tail call drops the caller's frame, and with it the line).
@@ -901,7 +910,11 @@ local function compile(code)
   return chunk, nil
 end
 
-local function run(chunk, soft_memory)
+local function run(chunk, soft_memory, R)
+  DEADLINE, TIMEOUT, MAX_RESULT = R.deadline, R.timeout, R.result
+  MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = R.instructions, R.memory, R.output
+  math.randomseed(R.seed)
+  START = math_tointeger(R.clock // 1)
   SOFT_MEMORY = soft_memory
   debug_sethook(hook, "", STEP)
   local results = t_pack(real_pcall(chunk))
@@ -917,4 +930,11 @@ local function run(chunk, soft_memory)
   return "ok", text
 end
 
-return compile, run
+-- The limit a run reached, if any. The host asks after `run` raised instead of returning: the hook can
+-- fire, and raise again, in the few instructions `run` executes after the script's protected call. The
+-- host first clears the hook itself (`debug.sethook` is C: no instruction runs before it is off).
+local function limit_reached()
+  if tripped then return tripped.kind, tripped.message end
+end
+
+return compile, run, debug_sethook, limit_reached

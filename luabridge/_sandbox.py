@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import lupa.lua54 as lua54  # Lua 5.4 explicitly: plain `import lupa` picks the newest Lua
 
 from . import _json
-from ._limits import Limits, with_limit_advice
+from ._limits import DEFAULT_LIMITS, Limits, with_limit_advice
 from ._values import BudgetExceeded, to_lua
 
 logger = logging.getLogger("luabridge")
@@ -33,6 +33,11 @@ KERNEL_SOURCE = resources.files("luabridge").joinpath("_kernel.lua").read_text(e
 # an ordinary error a `__close` handler could replace).
 MEMORY_SLACK = 1 / 4
 MIN_MEMORY_SLACK = 1024 * 1024
+
+
+# Values lupa pushes onto Lua's stack without allocating: numbers, booleans and tables already in Lua
+# (lupa does not export its table type).
+_HANDED_OVER_FREELY = (bool, int, float, type(lua54.LuaRuntime(register_eval=False).table()))
 
 
 def _precompile(source: str) -> bytes:
@@ -106,9 +111,9 @@ def too_big(what: str, cost: int, room: float, limit: int) -> tuple:
 class _Session:
     """The state of one run: the runtime, its memory limits, and the callbacks the kernel calls."""
 
-    def __init__(self, host: Host, limits: Limits) -> None:
+    def __init__(self, host: Host, limits: Limits = DEFAULT_LIMITS) -> None:
         self.host_object = host
-        self.limits = limits
+        self.limits = limits  # the run's, once it starts
         self.operations: dict[str, Callable[..., tuple]] = {
             "resolve": host.resolve, "call": self.call, "json_decode": self.json_decode,
             "lua_read_doc": host.read_doc, "lua_list_docs": host.list_docs, "lua_search_docs": host.search_docs,
@@ -163,13 +168,18 @@ class _Session:
         return ("ok", *converted)
 
     def host(self, operation: str, *args: Any) -> tuple:
-        """The kernel's one door to the host: never raises, and lifts the memory limit until the kernel,
-        once the reply is converted, puts it back (``memory_on``)."""
+        """The kernel's one door to the host: never raises, and lifts the memory limit until the reply is
+        converted (the kernel puts it back with ``memory_on`` after a reply that holds strings)."""
         self.runtime.set_max_memory(0)
         try:
-            return self.reply(operation, self.operations[operation](*args))
+            reply = self.reply(operation, self.operations[operation](*args))
         except Exception:
             return _internal_error(operation)
+        if reply[0] == "ok" and all(value is None or type(value) in _HANDED_OVER_FREELY for value in reply[1:]):
+            # Lupa hands these to Lua without allocating, so the limit comes back now; the kernel
+            # restores it after any other reply (see with_host in _kernel.lua).
+            self.memory_on()
+        return reply
 
     def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float) -> tuple:
         """An integration call; ``args`` is JSON text, a flat Lua table the kernel checked (string keys,
@@ -190,15 +200,78 @@ class _Session:
         except Exception:
             logger.exception("internal error while capturing output")
 
-    def callbacks(self, deadline: float, seed: int | None = None, clock: float | None = None) -> Any:
-        """What the kernel receives: plain numbers, and as few Python callables as it needs. ``seed`` seeds
-        ``math.random`` and ``clock`` is the Unix time ``os.time()`` reports: the run's, replayable
-        (default: a random seed and now)."""
+    def callbacks(self) -> Any:
+        """What the kernel receives when it loads: as few Python callables as it needs."""
+        return self.runtime.table_from(
+            {"now": time.monotonic, "emit": self.output, "memory_on": self.memory_on, "host": self.host})
+
+    def settings(self, deadline: float, seed: int | None, clock: float | None) -> Any:
+        """What the kernel's ``run`` receives: plain numbers. ``seed`` seeds ``math.random`` and ``clock``
+        is the Unix time ``os.time()`` reports: the run's, replayable (default: a random seed and now)."""
         return self.runtime.table_from({
-            "now": time.monotonic, "emit": self.output, "memory_on": self.memory_on, "host": self.host,
             "deadline": deadline, "seed": secrets.randbits(62) if seed is None else seed,
             "clock": time.time() if clock is None else clock, **self.limits.to_dict(),
         })
+
+
+class PreparedRun:
+    """A fresh sandboxed runtime with its kernel loaded, waiting for the one script it will run.
+
+    Loading the kernel is most of what starting a run costs; a worker prepares its next run while it
+    waits for a script, so that a run pays only for its own script. A prepared run is used once.
+    """
+
+    def __init__(self, host: Host) -> None:
+        self._session: _Session | None = _Session(host)
+        self._compile, self._run, self._clear_hook, self._limit_reached = self._session.runtime.execute(
+            KERNEL_CHUNK, self._session.callbacks(), name="=kernel", mode="b")
+
+    def run(self, code: str, *, limits: Limits, deadline: float, seed: int | None = None,
+            clock: float | None = None) -> Outcome:
+        """Run ``code``, as :func:`run_script` describes; raises :class:`RuntimeError` on a second call."""
+        session, self._session = self._session, None
+        if session is None:
+            raise RuntimeError("a prepared run runs one script")
+        session.limits = limits
+        if len(code) > limits.memory:
+            return Outcome(error_type="memory", error_message=with_limit_advice("memory", (
+                f"the script is {len(code)} characters long, more than the memory limit of {limits.memory} "
+                "bytes"), limits))
+        runtime = session.runtime
+        try:
+            settings = session.settings(deadline, seed, clock)
+            chunk, syntax_error = self._compile(code)
+            if chunk is None:
+                return Outcome(error_type="syntax", error_message=syntax_error)
+            # The limit counts from here: the kernel and the compiled script are the run's baseline.
+            used = runtime.get_memory_used()
+            session.soft_total = runtime.get_memory_used(total=True) + limits.memory
+            session.hard_limit = used + limits.memory + max(int(limits.memory * MEMORY_SLACK), MIN_MEMORY_SLACK)
+            session.memory_on()
+            status, *rest = self._run(chunk, session.soft_total / 1024, settings)
+        except lua54.LuaMemoryError:
+            return Outcome(error_type="memory", error_message=with_limit_advice(
+                "memory", f"memory limit of {limits.memory} bytes exceeded", limits))
+        except lua54.LuaError as exc:
+            runtime.set_max_memory(0)
+            self._clear_hook()
+            reached = self._limit_reached()  # (kind, message), or None
+            if not isinstance(reached, tuple):
+                return Outcome(error_type="runtime", error_message=_json.repair_text(str(exc)))
+            status, rest = "limit", list(reached)
+        finally:
+            runtime.set_max_memory(0)
+            # The runtime holds the session's callbacks and the session holds the runtime: a cycle through
+            # Lua that only a full collection would find. Cut it so the runtime is freed right here.
+            session.runtime = None
+            self._compile = self._run = self._clear_hook = self._limit_reached = None
+        if status == "ok":
+            return Outcome(value_json=rest[0])
+        kind, message = rest
+        if status == "limit":
+            elapsed = limits.timeout - (deadline - time.monotonic())
+            message = with_limit_advice(kind, message, limits, elapsed=elapsed)
+        return Outcome(error_type=kind, error_message=message)
 
 
 def run_script(
@@ -212,39 +285,4 @@ def run_script(
     In this process the time limit is checked between Lua instructions only: one long C call (a
     catastrophic pattern match) can outlive it. The worker process makes it hard.
     """
-    memory_error = Outcome(error_type="memory", error_message=with_limit_advice(
-        "memory", f"memory limit of {limits.memory} bytes exceeded", limits))
-    if len(code) > limits.memory:
-        return Outcome(error_type="memory", error_message=with_limit_advice("memory", (
-            f"the script is {len(code)} characters long, more than the memory limit of {limits.memory} bytes"),
-            limits))
-    session = _Session(host, limits)
-    runtime = session.runtime
-    try:
-        compile_script, run = runtime.execute(
-            KERNEL_CHUNK, session.callbacks(deadline, seed, clock), name="=kernel", mode="b")
-        chunk, syntax_error = compile_script(code)
-        if chunk is None:
-            return Outcome(error_type="syntax", error_message=syntax_error)
-        # The limit counts from here: the kernel and the compiled script are the run's baseline.
-        used = runtime.get_memory_used()
-        session.soft_total = runtime.get_memory_used(total=True) + limits.memory
-        session.hard_limit = used + limits.memory + max(int(limits.memory * MEMORY_SLACK), MIN_MEMORY_SLACK)
-        session.memory_on()
-        status, *rest = run(chunk, session.soft_total / 1024)
-    except lua54.LuaMemoryError:
-        return memory_error
-    except lua54.LuaError as exc:
-        return Outcome(error_type="runtime", error_message=_json.repair_text(str(exc)))
-    finally:
-        runtime.set_max_memory(0)
-        # The runtime holds the session's callbacks and the session holds the runtime: a cycle through
-        # Lua that only a full collection would find. Cut it so the runtime is freed right here.
-        session.runtime = None
-    if status == "ok":
-        return Outcome(value_json=rest[0])
-    kind, message = rest
-    if status == "limit":
-        elapsed = limits.timeout - (deadline - time.monotonic())
-        message = with_limit_advice(kind, message, limits, elapsed=elapsed)
-    return Outcome(error_type=kind, error_message=message)
+    return PreparedRun(host).run(code, limits=limits, deadline=deadline, seed=seed, clock=clock)

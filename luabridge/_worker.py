@@ -99,7 +99,7 @@ def _serve_runs(names: Any, fds: list[int]) -> None:
     """A forked worker: harden, say Ready, then run each script the host sends until it goes away."""
     from ._hardening import harden, limit_address_space
     from ._limits import Limits
-    from ._sandbox import run_script
+    from ._sandbox import PreparedRun
 
     to_worker, from_worker, events_fd, lifeline_fd = fds
     _watch_lifeline(lifeline_fd)
@@ -107,6 +107,8 @@ def _serve_runs(names: Any, fds: list[int]) -> None:
     host = _ForwardingHost(names, reader, from_worker, events_fd)
     report = harden(keep_fds=(*fds, 2))
     write_frame(from_worker, Ready(hardening=report))
+    # Each run's runtime is built while the worker waits for the script: a warm run pays only for its own.
+    prepared = PreparedRun(host)
     while (request := reader.receive()) is not None:
         if not isinstance(request, Run):
             continue
@@ -114,10 +116,11 @@ def _serve_runs(names: Any, fds: list[int]) -> None:
         limit_address_space(limits.memory)
         deadline = time.monotonic() + limits.timeout
         host.spin = request.spin
-        outcome = run_script(request.body.decode("utf-8"), host=host, limits=limits, deadline=deadline,
-                             seed=int(request.seed), clock=float(request.clock))
+        outcome = prepared.run(request.body.decode("utf-8"), limits=limits, deadline=deadline,
+                               seed=int(request.seed), clock=float(request.clock))
         body = outcome.value_json.encode("utf-8") if outcome.ok else b""
         write_frame(from_worker, Done(error_type=outcome.error_type, message=outcome.error_message, body=body))
+        prepared = PreparedRun(host)
 
 
 def _worker(names: Any, fds: list[int], inherited: list[int]) -> None:

@@ -268,3 +268,16 @@ def test_a_memory_limit_error_says_how_to_raise_it(either):
     assert result.error.message.split("\n")[1] == (
         'To allow more, set limits={"memory": BYTES} in Python, --memory MB on the command line, or the memory_mb '
         "argument of execute_lua (MCP), up to the host's ceiling.")
+
+
+def test_a_limit_is_reported_wherever_the_hook_fires_after_the_script(bridge):
+    # The instruction hook fires every 1,000 instructions; once a limit is reached it raises again, and it may
+    # do so in the few instructions the kernel runs after the script's protected call. Padding the script
+    # shifts where it fires: every shift must still report the limit, never a runtime error.
+    reported = set()
+    for padding in range(0, 1100, 3):
+        code = (f"app.integrations.echo.get_item('x') local x = 0 for i = 1, {padding} do x = x + 1 end "
+                "app.integrations.echo.get_item('x')")
+        result = bridge.run(code, limits={"calls": 1})
+        reported.add((result.error.type, result.error.message.splitlines()[0]))
+    assert reported == {("calls", "integration call limit of 1 exceeded")}
