@@ -177,9 +177,10 @@ def convert(quick: bool) -> Figure:
 
     The page is the simulator's answer to ``GET /v2/conversations?items_per_page=100`` (about 1,400
     values, 60 KB). Ours is what a real call does once the bytes have arrived: ``list_conversations``
-    through ``Bridge.run`` in-process, whose :class:`~benchmarks.fixtures.MemoryClient` only does
-    ``json.loads(body)``, then the bridge's JSON crossing, ``to_lua`` and the kernel's fix-up; timed like
-    call_overhead, so it also carries one call's fixed overhead (a few percent). Baseline: what a bare
+    through ``Bridge.run`` in-process, whose :class:`~benchmarks.fixtures.MemoryClient` only decodes
+    the body as the real client does (the toolkit's ``decode_json``), then the bridge's JSON crossing,
+    ``to_lua`` and the kernel's fix-up; timed like call_overhead, so it also carries one call's fixed
+    overhead (a few percent). Baseline: what a bare
     lupa host does with the same bytes: ``json.loads`` and lupa's ``table_from(data, recursive=True)``.
     """
     count, number, repeats = (20, 2, 5) if quick else (100, 2, 25)

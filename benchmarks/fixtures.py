@@ -7,7 +7,6 @@ figure can time the bridge alone.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -22,6 +21,7 @@ from integrations.freshchat import integration as freshchat
 from integrations.freshchat.simdata import build_dataset
 from integrations.freshchat.simulator import Simulator
 from luabridge import Account, Bridge, CallContext, RunResult, Secret
+from luabridge.toolkit._answers import decode_json
 
 AGENT_ID = "agent-123"
 AGENT = next(agent for agent in build_dataset(0).agents if agent["id"] == AGENT_ID)
@@ -125,7 +125,7 @@ class MemoryClient:
     """A Freshchat client that answers from memory: the in-process transport of call_overhead and convert.
 
     ``get_agent`` returns a fixed agent; ``list_conversations`` decodes a fixed answer body, as the real
-    client decodes what arrives (``json.loads``).
+    client decodes what arrives (with the toolkit's ``decode_json``).
     """
 
     def __init__(self, agent: Mapping[str, Any], body: bytes) -> None:
@@ -136,7 +136,7 @@ class MemoryClient:
         return self.agent
 
     def list_conversations(self, args: Mapping[str, Any], ctx: CallContext) -> Any:
-        return json.loads(self.body)
+        return decode_json(self.body)
 
 
 @contextmanager
