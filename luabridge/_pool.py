@@ -47,8 +47,9 @@ logger = logging.getLogger("luabridge")
 # stops a script at the deadline, so this only has to cover reporting back.
 KILL_GRACE = 0.5
 # Polling for the other side's next frame before sleeping (see FrameReader.receive): long enough to catch
-# an answer from memory or a short stretch of Lua, short enough that an HTTP call wastes little.
-SPIN = 0.0002
+# a call answered over loopback (on a VM, waking a sleeping process costs about 100 µs a call), short
+# enough that a call to a distant service wastes little. It is only ever spent on a spare core.
+SPIN = 0.001
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 # Deaths that mean the worker ran out of memory: its own report, or the abort of Lua or Python failing to
 # allocate under the address-space limit.
