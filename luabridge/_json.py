@@ -24,6 +24,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # against lupa's allocator in tests/test_json.py, which keeps these honest.
 TABLE_COST = 120
 VALUE_COST = 64
+# Every byte but those that structure JSON and spell null (quotes kept, so ``["a"]`` does not look like ``[]``).
+_NOT_SKELETON = bytes(sorted(set(range(256)) - set(b'[]{},:"nul')))
 
 
 class JSONError(ValueError):
@@ -55,15 +57,30 @@ def loads(data: bytes | str) -> Any:
     return value
 
 
-def lua_cost(data: bytes) -> int:
-    """An upper bound, in bytes, of the Lua memory the JSON ``data`` decodes into.
+def measure(data: bytes | bytearray, room: float = 0.0) -> tuple[int, bool]:
+    """An upper bound, in bytes, of the Lua memory the JSON ``data`` decodes into, and whether the decoded
+    value may hold an empty array or a null in an array (what the kernel fixes up, see ``_values.py``):
+    ``False`` is certain for compact JSON, which is what the host writes.
 
-    Every container opens with ``[`` or ``{`` and every further value follows a ``,``; counting them in
-    the raw bytes over-counts (the same bytes inside strings count too) but never under-counts.
+    Every container opens with ``[`` or ``{`` and every further value follows a ``,`` or a ``:``; counting
+    them in the raw bytes over-counts (the same bytes inside strings count too) but never under-counts.
+    Both are read in the answer's skeleton, its structure and the letters of ``null``: one pass over the
+    answer, then a few over a sixth of it. When even the most any byte can cost fits twice in ``room``
+    (the bytes the run has left), that bound is the cost and nothing is counted.
     """
-    containers = data.count(b"[") + data.count(b"{")
-    values = data.count(b",") + data.count(b":") + 1
-    return len(data) + containers * TABLE_COST + values * VALUE_COST
+    skeleton = data.translate(None, _NOT_SKELETON)
+    fixups = b"[]" in skeleton or (b"null" in skeleton and (b"[null" in skeleton or b",null" in skeleton))
+    most = len(data) * (TABLE_COST + 1) + VALUE_COST
+    if most * 2 <= room:
+        return most, fixups
+    containers = skeleton.count(b"[") + skeleton.count(b"{")
+    values = skeleton.count(b",") + skeleton.count(b":") + 1
+    return len(data) + containers * TABLE_COST + values * VALUE_COST, fixups
+
+
+def lua_cost(data: bytes | bytearray) -> int:
+    """The first half of :func:`measure`: an upper bound of the Lua memory ``data`` decodes into."""
+    return measure(data)[0]
 
 
 def _reason(exc: BaseException) -> str:

@@ -254,7 +254,7 @@ class WorkerPool:
         args = call.body.decode("utf-8", "replace") if call.body else None
         reply = host.call(target, call.nargs, args, bool(call.colon), call.encode_error, float(call.room))
         if reply[0] == "ok":
-            return Reply(status="ok", body=reply[1], cost=reply[2])
+            return Reply(status="ok", body=reply[1], cost=reply[2], fixups=reply[3])
         function, account, http_status, code = (*reply[3:7], None, None, None, None)[:4]
         return Reply(status=reply[0], error_type=reply[1], message=reply[2], function=function, account=account,
                      http_status=http_status, code=code)

@@ -109,7 +109,8 @@ class Reply(Message):
     account: str | None = None
     http_status: int | None = None
     code: str | int | None = None
-    cost: int = 0  # with ``ok``: the answer's Lua cost, as the host counted it (see _json.lua_cost)
+    cost: int = 0  # with ``ok``: the answer's Lua cost, as the host measured it (see _json.measure)
+    fixups: bool = True  # with ``ok``: whether the answer may need the kernel's fix-ups (same)
     spin: float = 0.0  # as in Run, for the worker's wait on the next reply
 
 

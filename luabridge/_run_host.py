@@ -24,6 +24,7 @@ from ._namespace import resolve
 from ._permissions import PermissionRequest, Permissions
 from ._registry import CallContext
 from ._result import CallRecord
+from ._tracing import enabled as tracing_enabled
 from ._tracing import finish_span, start_span
 
 logger = logging.getLogger("luabridge")
@@ -128,6 +129,7 @@ class RunHost(ScriptHost):
         self.events = events
         self.deadline = deadline
         self.calls_made = 0
+        self.tracing = tracing_enabled()  # a provider installed during a run traces the next one
 
     def output(self, text: str) -> None:
         self.events.printed(text)
@@ -176,12 +178,12 @@ class RunHost(ScriptHost):
         if entry.reply[0] != "ok":
             return tuple(entry.reply)
         data = entry.reply[1].encode("utf-8")
-        cost = _json.lua_cost(data)
+        cost, fixups = _json.measure(data, room)
         if cost > room:
             return ("trip", "memory", f"{entry.function}: the recorded answer would take about {cost} bytes of Lua "
                     f"memory, more than the {max(0, int(room))} bytes left under the memory limit of "
                     f"{self.limits.memory} bytes")
-        return ("ok", data, cost)
+        return ("ok", data, cost, fixups)
 
     def _call(
         self, target: Target, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float,
@@ -191,14 +193,15 @@ class RunHost(ScriptHost):
                             effect=target.function.operation, outcome="not_sent")
         self.events.call_started(record)
         span = start_span("luabridge.call", {"luabridge.function": target.qualified_name,
-                                              "luabridge.account": target.alias, "luabridge.effect": record.effect})
+                                              "luabridge.account": target.alias,
+                                              "luabridge.effect": record.effect}) if self.tracing else None
         started = time.perf_counter()
         ctx = CallContext(account=target.account, deadline=self.deadline, max_body=self.limits.memory)
         try:
             if isinstance(args, str):
                 args = _json.loads(args)
             data = _json.dumps(self._perform(target, ctx, record, nargs, args, colon, encode_error, approved))
-            cost = _json.lua_cost(data)
+            cost, fixups = _json.measure(data, room)
             if cost > room:
                 raise LimitExceeded(
                     f"{target.qualified_name}: the answer ({len(data)} bytes of JSON) would take about {cost} "
@@ -234,11 +237,13 @@ class RunHost(ScriptHost):
             record.ok = True
             if record.outcome == "unknown":
                 record.outcome = "succeeded"
-            return ("ok", data, cost)  # the cost travels with it: counted once per answer
+            return ("ok", data, cost, fixups)  # measured once per answer, here
         finally:
             record.duration_ms = (time.perf_counter() - started) * 1000
             record.http_status = ctx.http_status
-            finish_span(span, **{"luabridge.outcome": record.outcome, "http.response.status_code": ctx.http_status})
+            if span is not None:
+                finish_span(span, **{"luabridge.outcome": record.outcome,
+                                     "http.response.status_code": ctx.http_status})
 
     def _perform(
         self, target: Target, ctx: CallContext, record: CallRecord, nargs: int, raw: Any, colon: bool,

@@ -59,7 +59,7 @@ class _ForwardingHost:
             os._exit(0)  # the host is gone, or broke the protocol: nothing left to run for
         self.spin = reply.spin
         if reply.status == "ok":
-            return ("ok", reply.body, reply.cost)
+            return ("ok", reply.body, reply.cost, bool(reply.fixups))
         return (reply.status, reply.error_type, reply.message, reply.function, reply.account, reply.http_status,
                 reply.code)
 
@@ -108,7 +108,7 @@ def _serve_runs(names: Any, fds: list[int]) -> None:
     report = harden(keep_fds=(*fds, 2))
     write_frame(from_worker, Ready(hardening=report))
     # Each run's runtime is built while the worker waits for the script: a warm run pays only for its own.
-    prepared = PreparedRun(host)
+    prepared = PreparedRun()
     while (request := reader.receive()) is not None:
         if not isinstance(request, Run):
             continue
@@ -116,11 +116,11 @@ def _serve_runs(names: Any, fds: list[int]) -> None:
         limit_address_space(limits.memory)
         deadline = time.monotonic() + limits.timeout
         host.spin = request.spin
-        outcome = prepared.run(request.body.decode("utf-8"), limits=limits, deadline=deadline,
+        outcome = prepared.run(request.body.decode("utf-8"), host=host, limits=limits, deadline=deadline,
                                seed=int(request.seed), clock=float(request.clock))
         body = outcome.value_json.encode("utf-8") if outcome.ok else b""
         write_frame(from_worker, Done(error_type=outcome.error_type, message=outcome.error_message, body=body))
-        prepared = PreparedRun(host)
+        prepared = PreparedRun()
 
 
 def _worker(names: Any, fds: list[int], inherited: list[int]) -> None:
