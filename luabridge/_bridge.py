@@ -24,16 +24,19 @@ from ._protocol import Init
 from ._registry import Account, AccountScheme, Integration, Secret, load_integration
 from ._result import RunError, RunResult
 from ._run_host import RunEvents, RunHost
-from ._sandbox import run_script
+from ._sandbox import PreparedRun
 from ._suggest import did_you_mean
 
 
-def execute_run(catalog: Catalog, code: str, *, limits: Limits, events: RunEvents, started: float) -> RunResult:
-    """Run ``code`` in this process as ``events`` plans it (permissions, dry run, replay) and collect its result."""
+def execute_run(
+    catalog: Catalog, code: str, *, limits: Limits, events: RunEvents, started: float, prepared: PreparedRun
+) -> RunResult:
+    """Run ``code`` in this process, in ``prepared``, as ``events`` plans it (permissions, dry run, replay)
+    and collect its result."""
     deadline = started + limits.timeout
     host = RunHost(catalog, limits=limits, permissions=events.permissions, events=events, deadline=deadline)
     plan = events.plan
-    outcome = run_script(code, host=host, limits=limits, deadline=deadline, seed=plan.seed, clock=plan.clock)
+    outcome = prepared.run(code, host=host, limits=limits, deadline=deadline, seed=plan.seed, clock=plan.clock)
     return RunResult(
         value=outcome.value,
         output="".join(events.output),
@@ -244,7 +247,8 @@ class Bridge:
         self, code: str, limits: Limits, events: RunEvents, in_process: bool | None, started: float
     ) -> RunResult:
         if not (self.isolation if in_process is None else not in_process):
-            result = execute_run(self.catalog, code, limits=limits, events=events, started=started)
+            result = execute_run(self.catalog, code, limits=limits, events=events, started=started,
+                                 prepared=PreparedRun())
         else:
             result = self._workers().run(code, limits=limits, events=events, started=started)
         return self._settled(result, code, limits, events)

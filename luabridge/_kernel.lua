@@ -32,9 +32,10 @@ local utf8_len = utf8.len
 local t_concat, t_sort, t_pack, t_unpack, t_move = table.concat, table.sort, table.pack, table.unpack, table.move
 local math_type, math_huge = math.type, math.huge
 
--- `host(operation, ...)` is the one door to the host for everything that returns data (each Python object
--- handed to Lua costs start-up time, so there are few).
-local NOW, EMIT, MEMORY_ON, HOST = H.now, H.emit, H.memory_on, H.host
+-- `host(operation, ...)` is the one door to the host for everything that returns data, and `call` its
+-- shortcut for the usual integration call (each Python object handed to Lua costs start-up time, so there
+-- are few).
+local NOW, EMIT, MEMORY_ON, HOST, CALL = H.now, H.emit, H.memory_on, H.host, H.call
 -- The run's limits, set by `run`: the kernel is loaded before its script (and its limits) arrive.
 local DEADLINE, TIMEOUT, MAX_RESULT, MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT
 local MEMERR = "not enough memory"
@@ -343,7 +344,7 @@ local FAILED = {n = 3, "error", "runtime", HOST_ERROR}
 -- reply it comes back here, right after the reply is converted. Whatever the call raised is dropped; a
 -- reply of any other shape is a host failure too.
 local function with_host(...)
-  local r = t_pack(real_pcall(py_call, HOST, ...))
+  local r = t_pack(real_pcall(py_call, ...))
   local n, restored = r.n, r[1] and r[2] == "ok"
   for i = 3, n do
     local kind = type(r[i])
@@ -393,19 +394,24 @@ end
 
 local NAMESPACES = real_setmetatable({}, {__mode = "k"})
 
--- The usual argument, a table of named strings, numbers and booleans, goes to the host as it is (no JSON
--- round trip); anything else goes as JSON text, so the host can word what is wrong with it.
-local function is_flat(t)
+-- The usual argument, a table of named strings, numbers and booleans, goes to the host as its keys and values
+-- (no JSON round trip, no table to walk from Python); anything else goes as JSON text, so the host can word
+-- what is wrong with it. Returns nil for a table that is not flat.
+local function flat_pairs(t)
+  local pairs, n = {}, 0
   for k, v in next, t do
-    if type(k) ~= "string" or not utf8_len(k) then return false end
+    if type(k) ~= "string" or not utf8_len(k) then return nil end
     local vt = type(v)
     if vt == "string" then
-      if not utf8_len(v) then return false end
+      if not utf8_len(v) then return nil end
     elseif vt ~= "number" and vt ~= "boolean" then
-      return false
+      return nil
     end
+    pairs[n + 1], pairs[n + 2] = k, v
+    n = n + 2
   end
-  return true
+  pairs.n = n
+  return pairs
 end
 
 local function call_function(id, ...)
@@ -415,14 +421,15 @@ local function call_function(id, ...)
   local nargs = select("#", ...)
   local first = ...
   if nargs > 0 and NAMESPACES[first] ~= nil then
-    return deliver(with_host("call", id, nargs, nil, true, nil, used))
+    return deliver(with_host(HOST, "call", id, nargs, nil, true, nil, used))
   end
-  if nargs == 1 and type(first) == "table" and is_flat(first) then
-    return deliver(with_host("call", id, 1, first, false, nil, used))
+  if nargs == 1 and type(first) == "table" then
+    local pairs = flat_pairs(first)
+    if pairs then return deliver(with_host(CALL, id, used, t_unpack(pairs, 1, pairs.n))) end
   end
   local args, err = nil, nil
   if nargs > 0 then args, err = to_json(first, false, true) end
-  return deliver(with_host("call", id, nargs, args, false, err, used))
+  return deliver(with_host(HOST, "call", id, nargs, args, false, err, used))
 end
 
 local function namespace(path)
@@ -434,7 +441,7 @@ local function namespace(path)
         local shown = type(key) == "number" and tostring(key) or type(key)
         raise_at_caller("lookup", path .. " has no field [" .. shown .. "]: its fields are names (strings)")
       end
-      local r = with_host("resolve", path, valid_utf8(key))
+      local r = with_host(HOST, "resolve", path, valid_utf8(key))
       local value
       if r[1] == "namespace" then value = namespace(r[2])
       elseif r[1] == "function" then
@@ -756,7 +763,7 @@ S.json = {
     if type(text) ~= "string" then
       real_error("json.decode: expected a string, got " .. type(text), 2)
     end
-    return deliver(with_host("json_decode", valid_utf8(text)))
+    return deliver(with_host(HOST, "json_decode", valid_utf8(text)))
   end,
   array = function(t)
     if t == nil then t = {} end
@@ -777,7 +784,7 @@ for _, name in ipairs({"lua_read_doc", "lua_list_docs", "lua_search_docs"}) do
       raise_at_caller("runtime", name .. ": expected a string, got " .. type(text))
     end
     if text ~= nil then text = valid_utf8(text) end
-    return deliver(with_host(name, text))
+    return deliver(with_host(HOST, name, text))
   end
 end
 
@@ -830,7 +837,7 @@ local SANDBOX_PAGE = 'lua_read_doc("sandbox") lists what a script can use'
 local function integration_path(name)
   if #name > 100 then return nil end
   local function found(path, key)
-    local ok, r = real_pcall(with_host, "resolve", path, key)
+    local ok, r = real_pcall(with_host, HOST, "resolve", path, key)
     return ok and (r[1] == "namespace" or r[1] == "function")
   end
   if found("app.integrations", name) then return "app.integrations." .. name end

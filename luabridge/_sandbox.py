@@ -111,18 +111,23 @@ def too_big(what: str, cost: int, room: float, limit: int) -> tuple:
 class _Session:
     """The state of one run: the runtime, its memory limits, and the callbacks the kernel calls."""
 
-    def __init__(self, host: Host, limits: Limits = DEFAULT_LIMITS) -> None:
-        self.host_object = host
-        self.limits = limits  # the run's, once it starts
-        self.operations: dict[str, Callable[..., tuple]] = {
-            "resolve": host.resolve, "call": self.call, "json_decode": self.json_decode,
-            "lua_read_doc": host.read_doc, "lua_list_docs": host.list_docs, "lua_search_docs": host.search_docs,
-        }
+    def __init__(self, host: Host | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+        if host is not None:
+            self.attach(host, limits)
         self.runtime = lua54.LuaRuntime(
             register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0,
             attribute_handlers=(_refuse_attribute, _refuse_attribute),
         )
         self.hard_limit = 0  # the allocator's limit while the script runs (0: none, before it is armed)
+
+    def attach(self, host: Host, limits: Limits) -> None:
+        """Serve ``host``'s run under ``limits`` (a runtime is built before its run, see PreparedRun)."""
+        self.host_object = host
+        self.limits = limits
+        self.operations: dict[str, Callable[..., tuple]] = {
+            "resolve": host.resolve, "call": self.call, "json_decode": self.json_decode,
+            "lua_read_doc": host.read_doc, "lua_list_docs": host.list_docs, "lua_search_docs": host.search_docs,
+        }
         self.soft_total = float("inf")  # Lua's total bytes past which the run is over its limit
 
     def reply(self, operation: str, reply: tuple) -> tuple:
@@ -131,7 +136,7 @@ class _Session:
         if status == "ok":
             payload = reply[1]
             if isinstance(payload, (bytes, bytearray)):
-                return self.convert(operation, payload, reply[2] if len(reply) > 2 else None)
+                return self.convert(operation, payload, *reply[2:4])
             return ("ok", *to_lua(self.runtime, payload))
         if status in ("error", "trip"):
             # An error's facts after its words: function, account (text), HTTP status and code.
@@ -139,18 +144,20 @@ class _Session:
             return (status, reply[1], _json.repair_text(reply[2]), *facts)
         return reply
 
-    def convert(self, operation: str, data: bytes | bytearray, cost: int | None = None) -> tuple:
+    def convert(
+        self, operation: str, data: bytes | bytearray, cost: int | None = None, fixups: bool | None = None
+    ) -> tuple:
         """JSON ``data`` into Lua tables, refused before anything is built when it cannot fit. ``cost``
-        is the host's count for an answer (it encoded it); a ``bytearray`` (an answer off the worker's
-        pipe) is emptied once decoded, to free it early."""
+        and ``fixups`` are the host's measure of an answer (it encoded it, see ``_json.measure``); a
+        ``bytearray`` (an answer off the worker's pipe) is emptied once decoded, to free it early."""
         room = self.soft_total - self.runtime.get_memory_used(total=True)
-        if cost is None:
-            cost = _json.lua_cost(data)
+        if cost is None or fixups is None:
+            cost, fixups = _json.measure(data, room)
+        # A script's own text may be JSON with spaces, which the measure's fix-up test does not read.
+        fixups = fixups or operation == "json_decode"
         what = "json.decode: the decoded value" if operation == "json_decode" else "the answer"
         if cost > room:
             return too_big(what, cost, room, self.limits.memory)
-        # The host's answers are compact JSON: bytes without "[]", "[null" or ",null" need no fix-ups.
-        fixups = operation == "json_decode" or b"[]" in data or b"[null" in data or b",null" in data
         try:
             value = _json.loads(data)
             if isinstance(data, bytearray):
@@ -170,22 +177,34 @@ class _Session:
     def host(self, operation: str, *args: Any) -> tuple:
         """The kernel's one door to the host: never raises, and lifts the memory limit until the reply is
         converted (the kernel puts it back with ``memory_on`` after a reply that holds strings)."""
+        return self._answer(operation, self.operations[operation], args)
+
+    def flat_call(self, target: int, room: float, *pairs: Any) -> tuple:
+        """The usual integration call, straight from the kernel: its one argument, a flat table of string
+        keys (valid UTF-8) and scalar values the kernel checked, arrives as keys and values in turn."""
+        args = dict(zip(pairs[::2], pairs[1::2], strict=True))
+        return self._answer("call", self.host_object.call, (target, 1, args, False, None, room))
+
+    def _answer(self, operation: str, handler: Callable[..., tuple], args: tuple) -> tuple:
         self.runtime.set_max_memory(0)
         try:
-            reply = self.reply(operation, self.operations[operation](*args))
+            reply = self.reply(operation, handler(*args))
         except Exception:
             return _internal_error(operation)
-        if reply[0] == "ok" and all(value is None or type(value) in _HANDED_OVER_FREELY for value in reply[1:]):
-            # Lupa hands these to Lua without allocating, so the limit comes back now; the kernel
-            # restores it after any other reply (see with_host in _kernel.lua).
-            self.memory_on()
+        if reply[0] == "ok":
+            for value in reply[1:]:
+                if value is not None and type(value) not in _HANDED_OVER_FREELY:
+                    break
+            else:
+                # Lupa hands these to Lua without allocating, so the limit comes back now; the kernel
+                # restores it after any other reply (see with_host in _kernel.lua).
+                self.runtime.set_max_memory(self.hard_limit)
         return reply
 
-    def call(self, target: int, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float) -> tuple:
-        """An integration call; ``args`` is JSON text, a flat Lua table the kernel checked (string keys,
-        valid UTF-8, scalar values) handed on as a dict, or ``None``."""
-        if args is not None and not isinstance(args, str):
-            args = dict(args.items())
+    def call(self, target: int, nargs: int, args: str | None, colon: bool, encode_error: str | None,
+             room: float) -> tuple:
+        """An integration call that is not the usual one (see ``flat_call``): ``args`` is JSON text or
+        ``None``."""
         return self.host_object.call(target, nargs, args, colon, encode_error, room)
 
     def json_decode(self, text: str) -> tuple:
@@ -203,7 +222,8 @@ class _Session:
     def callbacks(self) -> Any:
         """What the kernel receives when it loads: as few Python callables as it needs."""
         return self.runtime.table_from(
-            {"now": time.monotonic, "emit": self.output, "memory_on": self.memory_on, "host": self.host})
+            {"now": time.monotonic, "emit": self.output, "memory_on": self.memory_on, "host": self.host,
+             "call": self.flat_call})
 
     def settings(self, deadline: float, seed: int | None, clock: float | None) -> Any:
         """What the kernel's ``run`` receives: plain numbers. ``seed`` seeds ``math.random`` and ``clock``
@@ -221,18 +241,18 @@ class PreparedRun:
     waits for a script, so that a run pays only for its own script. A prepared run is used once.
     """
 
-    def __init__(self, host: Host) -> None:
-        self._session: _Session | None = _Session(host)
+    def __init__(self) -> None:
+        self._session: _Session | None = _Session()
         self._compile, self._run, self._clear_hook, self._limit_reached = self._session.runtime.execute(
             KERNEL_CHUNK, self._session.callbacks(), name="=kernel", mode="b")
 
-    def run(self, code: str, *, limits: Limits, deadline: float, seed: int | None = None,
+    def run(self, code: str, *, host: Host, limits: Limits, deadline: float, seed: int | None = None,
             clock: float | None = None) -> Outcome:
         """Run ``code``, as :func:`run_script` describes; raises :class:`RuntimeError` on a second call."""
         session, self._session = self._session, None
         if session is None:
             raise RuntimeError("a prepared run runs one script")
-        session.limits = limits
+        session.attach(host, limits)
         if len(code) > limits.memory:
             return Outcome(error_type="memory", error_message=with_limit_advice("memory", (
                 f"the script is {len(code)} characters long, more than the memory limit of {limits.memory} "
@@ -285,4 +305,5 @@ def run_script(
     In this process the time limit is checked between Lua instructions only: one long C call (a
     catastrophic pattern match) can outlive it. The worker process makes it hard.
     """
-    return PreparedRun(host).run(code, limits=limits, deadline=deadline, seed=seed, clock=clock)
+    return PreparedRun().run(code, host=host, limits=limits, deadline=deadline, seed=seed, clock=clock)
+

@@ -30,6 +30,11 @@ class _NoSpan:
 _NO_SPAN = _NoSpan()
 
 
+def enabled() -> bool:
+    """Whether the host installed a tracer provider, so that spans are worth making (checked per run)."""
+    return trace is not None and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def start_span(name: str, attributes: dict[str, Any]) -> Any:
     """A started span (end it with ``.end()``) named ``name`` with ``attributes`` (no value ``None``),
     child of the current span; a span that does nothing without the API."""
