@@ -27,6 +27,7 @@ class Target:
     function: Function
     account: Account
     path: str  # the Lua path the script used, e.g. app.integrations.crm.work.list_contacts
+    validator: ArgumentValidator  # the function's, shared by all its accounts
 
     @cached_property
     def qualified_name(self) -> str:
@@ -76,7 +77,8 @@ class Catalog:
             if path not in self._target_ids:
                 self._target_ids[path] = len(self._targets)
                 account = self.accounts[integration.name][alias]
-                self._targets.append(Target(integration, function, account, path))
+                validator = self.validators[integration.name, function.name]
+                self._targets.append(Target(integration, function, account, path, validator))
             return self._target_ids[path]
 
     def target(self, target_id: int) -> Target:

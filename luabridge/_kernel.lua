@@ -29,7 +29,7 @@ local co_status = coroutine.status
 local s_rep, s_format, s_gsub, s_byte, s_find = string.rep, string.format, string.gsub, string.byte, string.find
 local s_sub, s_match = string.sub, string.match
 local utf8_len = utf8.len
-local t_concat, t_sort, t_pack, t_unpack, t_move = table.concat, table.sort, table.pack, table.unpack, table.move
+local t_concat, t_sort, t_pack, t_unpack = table.concat, table.sort, table.pack, table.unpack
 local math_type, math_huge = math.type, math.huge
 
 -- `host(operation, ...)` is the one door to the host for everything that returns data, and `call` its
@@ -336,30 +336,29 @@ end
 
 local REPLY_STATUS = {ok = true, error = true, trip = true, namespace = true, ["function"] = true}
 local REPLY_VALUE = {string = true, number = true, boolean = true, table = true, ["nil"] = true}
-local FAILED = {n = 3, "error", "runtime", HOST_ERROR}
+-- Values lupa hands over without allocating (see with_host).
+local FREE_VALUE = {number = true, boolean = true, table = true, ["nil"] = true}
 
 -- Python conversions run with the memory limit lifted (a limit hit while lupa converts aborts or hangs
 -- the process): each host callback lifts it as it starts. After an "ok" whose values are tables, numbers,
 -- booleans or nil, the host has put it back itself (handing those over allocates nothing); after any other
 -- reply it comes back here, right after the reply is converted. Whatever the call raised is dropped; a
--- reply of any other shape is a host failure too.
+-- reply of any other shape is a host failure too. A reply is a status and at most six values (an error's
+-- words and facts); anything past them is dropped unread.
 local function with_host(...)
-  local r = t_pack(real_pcall(py_call, ...))
-  local n, restored = r.n, r[1] and r[2] == "ok"
-  for i = 3, n do
-    local kind = type(r[i])
-    if kind ~= "table" and kind ~= "number" and kind ~= "boolean" and kind ~= "nil" then restored = false end
+  local ok, status, a, b, c, d, e, f = real_pcall(py_call, ...)
+  -- (An answer is a value and at most its two fix-up lists: d, e and f are nil.)
+  if not (ok and status == "ok" and d == nil and e == nil and f == nil and FREE_VALUE[type(a)]
+          and (b == nil or FREE_VALUE[type(b)]) and (c == nil or FREE_VALUE[type(c)])) then
+    if not real_pcall(py_call, MEMORY_ON) then
+      trip("memory", "internal error: the memory limit could not be restored")
+    end
+    if not ok or not REPLY_STATUS[status] or not (REPLY_VALUE[type(a)] and REPLY_VALUE[type(b)]
+        and REPLY_VALUE[type(c)] and REPLY_VALUE[type(d)] and REPLY_VALUE[type(e)] and REPLY_VALUE[type(f)]) then
+      return "error", "runtime", HOST_ERROR
+    end
   end
-  if not restored and not real_pcall(py_call, MEMORY_ON) then
-    trip("memory", "internal error: the memory limit could not be restored")
-  end
-  if not r[1] or not REPLY_STATUS[r[2]] then return FAILED end
-  for i = 3, n do
-    if not REPLY_VALUE[type(r[i])] then return FAILED end
-  end
-  t_move(r, 2, n, 1)
-  r[n], r.n = nil, n - 1
-  return r
+  return status, a, b, c, d, e, f
 end
 
 -- Fix-up paths travel flat: `n, key1, ..., keyn, n, ...` (see _values.py).
@@ -383,13 +382,12 @@ local function finish_value(value, empties, nulls)
   return value
 end
 
--- One result from the host: {"ok", value[, empties, nulls]} | {"trip", kind, message}
--- | {"error", kind, message[, function, account, status, code]}
-local function deliver(r)
-  local status = r[1]
-  if status == "ok" then return finish_value(r[2], r[3], r[4]) end
-  if status == "trip" then trip(r[2], r[3]) end
-  raise_at_caller(r[2], r[3], r[4], r[5], r[6], r[7])
+-- One result from the host: "ok", value[, empties, nulls] | "trip", kind, message
+-- | "error", kind, message[, function, account, status, code]
+local function deliver(status, a, b, c, d, e, f)
+  if status == "ok" then return finish_value(a, b, c) end
+  if status == "trip" then trip(a, b) end
+  raise_at_caller(a, b, c, d, e, f)
 end
 
 local NAMESPACES = real_setmetatable({}, {__mode = "k"})
@@ -397,16 +395,17 @@ local NAMESPACES = real_setmetatable({}, {__mode = "k"})
 -- The usual argument, a table of named strings, numbers and booleans, goes to the host as its keys and values
 -- (no JSON round trip, no table to walk from Python); anything else goes as JSON text, so the host can word
 -- what is wrong with it. Returns nil for a table that is not flat.
+local function flat_pair(k, v)
+  if type(k) ~= "string" or not utf8_len(k) then return false end
+  local vt = type(v)
+  if vt == "string" then return utf8_len(v) ~= nil end
+  return vt == "number" or vt == "boolean"
+end
+
 local function flat_pairs(t)
   local pairs, n = {}, 0
   for k, v in next, t do
-    if type(k) ~= "string" or not utf8_len(k) then return nil end
-    local vt = type(v)
-    if vt == "string" then
-      if not utf8_len(v) then return nil end
-    elseif vt ~= "number" and vt ~= "boolean" then
-      return nil
-    end
+    if not flat_pair(k, v) then return nil end
     pairs[n + 1], pairs[n + 2] = k, v
     n = n + 2
   end
@@ -424,6 +423,11 @@ local function call_function(id, ...)
     return deliver(with_host(HOST, "call", id, nargs, nil, true, nil, used))
   end
   if nargs == 1 and type(first) == "table" then
+    local k, v = next(first)
+    if k == nil then return deliver(with_host(CALL, id, used)) end
+    if next(first, k) == nil and flat_pair(k, v) then  -- the commonest: one named argument
+      return deliver(with_host(CALL, id, used, k, v))
+    end
     local pairs = flat_pairs(first)
     if pairs then return deliver(with_host(CALL, id, used, t_unpack(pairs, 1, pairs.n))) end
   end
@@ -441,13 +445,12 @@ local function namespace(path)
         local shown = type(key) == "number" and tostring(key) or type(key)
         raise_at_caller("lookup", path .. " has no field [" .. shown .. "]: its fields are names (strings)")
       end
-      local r = with_host(HOST, "resolve", path, valid_utf8(key))
+      local status, found, message = with_host(HOST, "resolve", path, valid_utf8(key))
       local value
-      if r[1] == "namespace" then value = namespace(r[2])
-      elseif r[1] == "function" then
-        local id = r[2]
-        value = function(...) return call_function(id, ...) end
-      else raise_at_caller(r[2], r[3]) end
+      if status == "namespace" then value = namespace(found)
+      elseif status == "function" then
+        value = function(...) return call_function(found, ...) end
+      else raise_at_caller(found, message) end
       rawset(t, key, value)
       return value
     end,
@@ -837,8 +840,8 @@ local SANDBOX_PAGE = 'lua_read_doc("sandbox") lists what a script can use'
 local function integration_path(name)
   if #name > 100 then return nil end
   local function found(path, key)
-    local ok, r = real_pcall(with_host, HOST, "resolve", path, key)
-    return ok and (r[1] == "namespace" or r[1] == "function")
+    local ok, status = real_pcall(with_host, HOST, "resolve", path, key)
+    return ok and (status == "namespace" or status == "function")
   end
   if found("app.integrations", name) then return "app.integrations." .. name end
   local start = 1

@@ -148,12 +148,11 @@ class RunHost(ScriptHost):
         if self.calls_made >= self.limits.calls:
             return ("trip", "calls", f"integration call limit of {self.limits.calls} exceeded")
         self.calls_made += 1
-        arguments = _arguments(args)
         approved: bool | None = None
         replay = self.events.plan.replay
         if replay is not None and not replay.finished:
             try:
-                entry = replay.next(target.qualified_name, target.alias, arguments)
+                entry = replay.next(target.qualified_name, target.alias, _arguments(args))
             except Divergence as exc:
                 self.events.diverged = True
                 self.events.call_started(CallRecord(
@@ -168,7 +167,7 @@ class RunHost(ScriptHost):
         if self.events.recording and self.events.pending is None:
             answer = [reply[0], reply[1].decode("utf-8"), *reply[2:]] if reply[0] == "ok" else list(reply)
             self.events.recorded.append(RecordedCall(
-                target.qualified_name, target.alias, arguments, answer, self.events.calls[-1].to_json()))
+                target.qualified_name, target.alias, _arguments(args), answer, self.events.calls[-1].to_json()))
         return reply
 
     def _replayed(self, entry: RecordedCall, room: float) -> tuple:
@@ -256,7 +255,7 @@ class RunHost(ScriptHost):
             )
         if encode_error:
             raise ArgumentError(f"{name}: the argument cannot be sent: {encode_error}")
-        args = self.catalog.validators[target.integration.name, target.function.name].bind(raw, nargs)
+        args = target.validator.bind(raw, nargs)
         operation = target.function.operation
         decision = self.permissions.decision(operation)
         if approved is False:

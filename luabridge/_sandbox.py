@@ -102,6 +102,10 @@ def _refuse_attribute(obj: Any, name: Any, *value: Any) -> None:
     raise AttributeError("host objects cannot be used from scripts")
 
 
+def _what(operation: str) -> str:
+    return "json.decode: the decoded value" if operation == "json_decode" else "the answer"
+
+
 def too_big(what: str, cost: int, room: float, limit: int) -> tuple:
     """The kernel reply for a value that would take the run past its memory limit."""
     return ("trip", "memory", f"{what} would take about {cost} bytes of Lua memory, more than the "
@@ -155,9 +159,8 @@ class _Session:
             cost, fixups = _json.measure(data, room)
         # A script's own text may be JSON with spaces, which the measure's fix-up test does not read.
         fixups = fixups or operation == "json_decode"
-        what = "json.decode: the decoded value" if operation == "json_decode" else "the answer"
         if cost > room:
-            return too_big(what, cost, room, self.limits.memory)
+            return too_big(_what(operation), cost, room, self.limits.memory)
         try:
             value = _json.loads(data)
             if isinstance(data, bytearray):
@@ -169,9 +172,9 @@ class _Session:
                 raise
             return ("error", "runtime", f"json.decode: invalid JSON: {exc}")
         except BudgetExceeded:
-            return too_big(what, cost, room, self.limits.memory)
+            return too_big(_what(operation), cost, room, self.limits.memory)
         if self.runtime.get_memory_used(total=True) > self.soft_total:
-            return too_big(what, cost, room, self.limits.memory)
+            return too_big(_what(operation), cost, room, self.limits.memory)
         return ("ok", *converted)
 
     def host(self, operation: str, *args: Any) -> tuple:
