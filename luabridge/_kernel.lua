@@ -4,7 +4,7 @@
 -- also checks the wall clock, sticky once tripped and re-raised by every wrapper that could catch it),
 -- and turns values into JSON text on the way out. Everything it needs from the real globals is captured
 -- in locals first: the script may change its own `string` or `table` copies without touching the kernel.
--- The host hands in `H`, the few Python callables the kernel needs; a run's settings come with `run`.
+-- The host hands in the few Python callables the kernel needs; a run's settings come with `run`.
 --
 -- No Python object ever reaches the script, by construction rather than by care at each call site:
 -- * every Python callable is called here, through `real_pcall`, and only its checked reply (strings,
@@ -15,7 +15,7 @@
 -- * the metatable that lupa shares between all wrapped Python objects is neutered below: indexing,
 --   calling or printing one fails with a plain message, so an object that slipped through is inert.
 
-local H = ...
+local NOW, EMIT, MEMORY_ON, HOST, CALL = ...
 
 local debug_sethook, debug_getinfo, raw_getmetatable = debug.sethook, debug.getinfo, debug.getmetatable
 local gc_count = collectgarbage
@@ -35,7 +35,6 @@ local math_type, math_huge = math.type, math.huge
 -- `host(operation, ...)` is the one door to the host for everything that returns data, and `call` its
 -- shortcut for the usual integration call (each Python object handed to Lua costs start-up time, so there
 -- are few).
-local NOW, EMIT, MEMORY_ON, HOST, CALL = H.now, H.emit, H.memory_on, H.host, H.call
 -- The run's limits, set by `run`: the kernel is loaded before its script (and its limits) arrive.
 local DEADLINE, TIMEOUT, MAX_RESULT, MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT
 local MEMERR = "not enough memory"
@@ -413,27 +412,27 @@ local function flat_pairs(t)
   return pairs
 end
 
+-- The host checks that the answer fits in what is left of the memory limit before it is converted: `room()`
+-- here, and its own count of the same for the usual call.
 local function call_function(id, ...)
   if tripped then real_error(tripped.message, 0) end
-  -- The host checks that the answer fits in what is left of the memory limit before it is converted.
-  local used = room()
   local nargs = select("#", ...)
   local first = ...
   if nargs > 0 and NAMESPACES[first] ~= nil then
-    return deliver(with_host(HOST, "call", id, nargs, nil, true, nil, used))
+    return deliver(with_host(HOST, "call", id, nargs, nil, true, nil, room()))
   end
   if nargs == 1 and type(first) == "table" then
     local k, v = next(first)
-    if k == nil then return deliver(with_host(CALL, id, used)) end
+    if k == nil then return deliver(with_host(CALL, id)) end
     if next(first, k) == nil and flat_pair(k, v) then  -- the commonest: one named argument
-      return deliver(with_host(CALL, id, used, k, v))
+      return deliver(with_host(CALL, id, k, v))
     end
     local pairs = flat_pairs(first)
-    if pairs then return deliver(with_host(CALL, id, used, t_unpack(pairs, 1, pairs.n))) end
+    if pairs then return deliver(with_host(CALL, id, t_unpack(pairs, 1, pairs.n))) end
   end
   local args, err = nil, nil
   if nargs > 0 then args, err = to_json(first, false, true) end
-  return deliver(with_host(HOST, "call", id, nargs, args, false, err, used))
+  return deliver(with_host(HOST, "call", id, nargs, args, false, err, room()))
 end
 
 local function namespace(path)
@@ -907,7 +906,7 @@ end
 
 -- `compile` runs before the memory limit is armed (a script larger than the limit would otherwise fail
 -- outside any protected call); `run` runs the compiled chunk, with the limit `soft_memory` (KiB of Lua's
--- own count) above which the hook stops the script, and the run's settings `R`: its limits, the deadline,
+-- own count) above which the hook stops the script, and the run's settings: the deadline, its limits,
 -- and the seed and clock of its randomness and time.
 -- The script's main chunk opens with a to-be-closed local on its first line: Lua then compiles its
 -- `return f(...)` as an ordinary call, not a tail call, so an error raised in `f` still knows the
@@ -920,11 +919,11 @@ local function compile(code)
   return chunk, nil
 end
 
-local function run(chunk, soft_memory, R)
-  DEADLINE, TIMEOUT, MAX_RESULT = R.deadline, R.timeout, R.result
-  MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = R.instructions, R.memory, R.output
-  math.randomseed(R.seed)
-  START = math_tointeger(R.clock // 1)
+local function run(chunk, soft_memory, deadline, timeout, instructions, memory, output, result, seed, clock)
+  DEADLINE, TIMEOUT, MAX_RESULT = deadline, timeout, result
+  MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = instructions, memory, output
+  math.randomseed(seed)
+  START = math_tointeger(clock // 1)
   SOFT_MEMORY = soft_memory
   debug_sethook(hook, "", STEP)
   local results = t_pack(real_pcall(chunk))

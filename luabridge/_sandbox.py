@@ -182,11 +182,19 @@ class _Session:
         converted (the kernel puts it back with ``memory_on`` after a reply that holds strings)."""
         return self._answer(operation, self.operations[operation], args)
 
-    def flat_call(self, target: int, room: float, *pairs: Any) -> tuple:
+    def flat_call(self, target: int, *pairs: Any) -> tuple:
         """The usual integration call, straight from the kernel: its one argument, a flat table of string
         keys (valid UTF-8) and scalar values the kernel checked, arrives as keys and values in turn."""
-        args = dict(zip(pairs[::2], pairs[1::2], strict=True))
-        return self._answer("call", self.host_object.call, (target, 1, args, False, None, room))
+        room = self.soft_total - self.runtime.get_memory_used(total=True)  # what the answer may take
+        self.runtime.set_max_memory(0)
+        try:
+            args = {pairs[0]: pairs[1]} if len(pairs) == 2 else dict(zip(pairs[::2], pairs[1::2], strict=True))
+            reply = self.host_object.call(target, 1, args, False, None, room)
+            # An answer is JSON bytes with the host's measure of it (see RunHost.call).
+            reply = self.convert("call", *reply[1:4]) if reply[0] == "ok" else self.reply("call", reply)
+        except Exception:
+            return _internal_error("call")
+        return self._restored(reply)
 
     def _answer(self, operation: str, handler: Callable[..., tuple], args: tuple) -> tuple:
         self.runtime.set_max_memory(0)
@@ -194,14 +202,16 @@ class _Session:
             reply = self.reply(operation, handler(*args))
         except Exception:
             return _internal_error(operation)
+        return self._restored(reply)
+
+    def _restored(self, reply: tuple) -> tuple:
+        """``reply``, with the memory limit put back first when lupa hands its values to Lua without
+        allocating; the kernel restores it after any other reply (see with_host in _kernel.lua)."""
         if reply[0] == "ok":
             for value in reply[1:]:
                 if value is not None and type(value) not in _HANDED_OVER_FREELY:
-                    break
-            else:
-                # Lupa hands these to Lua without allocating, so the limit comes back now; the kernel
-                # restores it after any other reply (see with_host in _kernel.lua).
-                self.runtime.set_max_memory(self.hard_limit)
+                    return reply
+            self.runtime.set_max_memory(self.hard_limit)
         return reply
 
     def call(self, target: int, nargs: int, args: str | None, colon: bool, encode_error: str | None,
@@ -222,19 +232,9 @@ class _Session:
         except Exception:
             logger.exception("internal error while capturing output")
 
-    def callbacks(self) -> Any:
-        """What the kernel receives when it loads: as few Python callables as it needs."""
-        return self.runtime.table_from(
-            {"now": time.monotonic, "emit": self.output, "memory_on": self.memory_on, "host": self.host,
-             "call": self.flat_call})
-
-    def settings(self, deadline: float, seed: int | None, clock: float | None) -> Any:
-        """What the kernel's ``run`` receives: plain numbers. ``seed`` seeds ``math.random`` and ``clock``
-        is the Unix time ``os.time()`` reports: the run's, replayable (default: a random seed and now)."""
-        return self.runtime.table_from({
-            "deadline": deadline, "seed": secrets.randbits(62) if seed is None else seed,
-            "clock": time.time() if clock is None else clock, **self.limits.to_dict(),
-        })
+    def callbacks(self) -> tuple:
+        """What the kernel receives when it loads: as few Python callables as it needs, in its order."""
+        return (time.monotonic, self.output, self.memory_on, self.host, self.flat_call)
 
 
 class PreparedRun:
@@ -247,7 +247,7 @@ class PreparedRun:
     def __init__(self) -> None:
         self._session: _Session | None = _Session()
         self._compile, self._run, self._clear_hook, self._limit_reached = self._session.runtime.execute(
-            KERNEL_CHUNK, self._session.callbacks(), name="=kernel", mode="b")
+            KERNEL_CHUNK, *self._session.callbacks(), name="=kernel", mode="b")
 
     def run(self, code: str, *, host: Host, limits: Limits, deadline: float, seed: int | None = None,
             clock: float | None = None) -> Outcome:
@@ -262,7 +262,6 @@ class PreparedRun:
                 "bytes"), limits))
         runtime = session.runtime
         try:
-            settings = session.settings(deadline, seed, clock)
             chunk, syntax_error = self._compile(code)
             if chunk is None:
                 return Outcome(error_type="syntax", error_message=syntax_error)
@@ -271,7 +270,12 @@ class PreparedRun:
             session.soft_total = runtime.get_memory_used(total=True) + limits.memory
             session.hard_limit = used + limits.memory + max(int(limits.memory * MEMORY_SLACK), MIN_MEMORY_SLACK)
             session.memory_on()
-            status, *rest = self._run(chunk, session.soft_total / 1024, settings)
+            # The run's settings, plain numbers: its randomness and clock are replayable (a random seed and
+            # now, unless the run resumes one that paused).
+            status, *rest = self._run(
+                chunk, session.soft_total / 1024, deadline, limits.timeout, limits.instructions, limits.memory,
+                limits.output, limits.result, secrets.randbits(62) if seed is None else seed,
+                time.time() if clock is None else clock)
         except lua54.LuaMemoryError:
             return Outcome(error_type="memory", error_message=with_limit_advice(
                 "memory", f"memory limit of {limits.memory} bytes exceeded", limits))
