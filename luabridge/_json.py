@@ -21,7 +21,7 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Upper bounds of what one decoded element costs in Lua 5.4 (64-bit): a table with its header and the
 # first slots it grows, one slot or hash node per value, and a string's header beside its bytes. Measured
-# against lupa's allocator in tests/test_json.py, which keeps these honest.
+# against lupa's allocator in tests/test_json_measure.py, which keeps these honest.
 TABLE_COST = 120
 VALUE_COST = 64
 # Every byte but those that structure JSON and spell null (quotes kept, so ``["a"]`` does not look like ``[]``).
