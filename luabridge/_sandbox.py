@@ -35,6 +35,8 @@ MEMORY_SLACK = 1 / 4
 MIN_MEMORY_SLACK = 1024 * 1024
 
 
+_CONTAINERS = (dict, list)
+
 # Values lupa pushes onto Lua's stack without allocating: numbers, booleans and tables already in Lua
 # (lupa does not export its table type).
 _HANDED_OVER_FREELY = (bool, int, float, type(lua54.LuaRuntime(register_eval=False).table()))
@@ -149,12 +151,15 @@ class _Session:
         return reply
 
     def convert(
-        self, operation: str, data: bytes | bytearray, cost: int | None = None, fixups: bool | None = None
+        self, operation: str, data: bytes | bytearray, cost: int | None = None, fixups: bool | None = None,
+        room: float | None = None,
     ) -> tuple:
         """JSON ``data`` into Lua tables, refused before anything is built when it cannot fit. ``cost``
-        and ``fixups`` are the host's measure of an answer (it encoded it, see ``_json.measure``); a
+        and ``fixups`` are the host's measure of an answer (it encoded it, see ``_json.measure``), and
+        ``room`` the bytes left when the call began (the host's conversions are not counted against it); a
         ``bytearray`` (an answer off the worker's pipe) is emptied once decoded, to free it early."""
-        room = self.soft_total - self.runtime.get_memory_used(total=True)
+        if room is None:
+            room = self.soft_total - self.runtime.get_memory_used(total=True)
         if cost is None or fixups is None:
             cost, fixups = _json.measure(data, room)
         # A script's own text may be JSON with spaces, which the measure's fix-up test does not read.
@@ -165,7 +170,10 @@ class _Session:
             value = _json.loads(data)
             if isinstance(data, bytearray):
                 data.clear()
-            converted = to_lua(self.runtime, value, room - cost, fixups=fixups)
+            if not fixups and type(value) in _CONTAINERS:  # the usual answer: one conversion, in C
+                converted = (self.runtime.table_from(value, recursive=True),)
+            else:
+                converted = to_lua(self.runtime, value, room - cost, fixups=fixups)
             del value
         except _json.JSONError as exc:
             if operation != "json_decode":
@@ -191,7 +199,7 @@ class _Session:
             args = {pairs[0]: pairs[1]} if len(pairs) == 2 else dict(zip(pairs[::2], pairs[1::2], strict=True))
             reply = self.host_object.call(target, 1, args, False, None, room)
             # An answer is JSON bytes with the host's measure of it (see RunHost.call).
-            reply = self.convert("call", *reply[1:4]) if reply[0] == "ok" else self.reply("call", reply)
+            reply = self.convert("call", *reply[1:4], room) if reply[0] == "ok" else self.reply("call", reply)
         except Exception:
             return _internal_error("call")
         return self._restored(reply)
