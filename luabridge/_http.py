@@ -136,6 +136,8 @@ def send(
 ) -> requests.Response:
     """Send one request with ``ctx.account``'s token, retrying as the module docstring describes.
 
+    Of ``session`` only its transport adapters, default headers, ``verify`` and ``cert`` are used: its
+    cookies, auth, hooks, proxies and redirect settings never apply (see :func:`new_session`).
     ``auth`` are the headers that carry the credential (``None``: ``Authorization: Bearer <token>`` when
     the account has a token); their values are scrubbed from every message like the token. ``headers``
     are further headers, sent after ``Accept: application/json`` and before the auth headers. ``clock``
