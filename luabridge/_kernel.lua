@@ -338,17 +338,21 @@ local REPLY_VALUE = {string = true, number = true, boolean = true, table = true,
 -- Values lupa hands over without allocating (see with_host).
 local FREE_VALUE = {number = true, boolean = true, table = true, ["nil"] = true}
 
+local function counted(...)
+  return select("#", ...), ...
+end
+
 -- Python conversions run with the memory limit lifted (a limit hit while lupa converts aborts or hangs
 -- the process): each host callback lifts it as it starts. After an "ok" whose values are tables, numbers,
 -- booleans or nil, the host has put it back itself (handing those over allocates nothing); after any other
--- reply it comes back here, right after the reply is converted. Whatever the call raised is dropped; a
--- reply of any other shape is a host failure too. A reply is a status and at most six values (an error's
--- words and facts); anything past them is dropped unread.
-local function with_host(...)
-  local ok, status, a, b, c, d, e, f = real_pcall(py_call, ...)
-  -- (An answer is a value and at most its two fix-up lists: d, e and f are nil.)
-  if not (ok and status == "ok" and d == nil and e == nil and f == nil and FREE_VALUE[type(a)]
-          and (b == nil or FREE_VALUE[type(b)]) and (c == nil or FREE_VALUE[type(c)])) then
+-- reply it comes back here, right after the reply is converted. The test here is the host's, on the same
+-- values, so that it can only skip a restore the host made: an answer of at most three values (a value
+-- and its two fix-up lists) all of those kinds. Whatever the call raised is dropped; a reply of any other
+-- shape is a host failure too. A reply is a status and at most six values (an error's words and facts);
+-- anything past them is dropped unread.
+local function checked_reply(n, ok, status, a, b, c, d, e, f)
+  if not (n <= 5 and ok and status == "ok" and FREE_VALUE[type(a)] and FREE_VALUE[type(b)]
+          and FREE_VALUE[type(c)]) then
     if not real_pcall(py_call, MEMORY_ON) then
       trip("memory", "internal error: the memory limit could not be restored")
     end
@@ -358,6 +362,10 @@ local function with_host(...)
     end
   end
   return status, a, b, c, d, e, f
+end
+
+local function with_host(...)
+  return checked_reply(counted(real_pcall(py_call, ...)))
 end
 
 -- Fix-up paths travel flat: `n, key1, ..., keyn, n, ...` (see _values.py).

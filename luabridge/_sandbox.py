@@ -214,8 +214,9 @@ class _Session:
 
     def _restored(self, reply: tuple) -> tuple:
         """``reply``, with the memory limit put back first when lupa hands its values to Lua without
-        allocating; the kernel restores it after any other reply (see with_host in _kernel.lua)."""
-        if reply[0] == "ok":
+        allocating: an answer of at most three values, as the kernel tests it (see with_host in
+        _kernel.lua), which restores the limit after any other reply."""
+        if reply[0] == "ok" and len(reply) <= 4:
             for value in reply[1:]:
                 if value is not None and type(value) not in _HANDED_OVER_FREELY:
                     return reply

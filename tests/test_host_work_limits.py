@@ -96,3 +96,45 @@ def test_printing_a_table_nested_too_deep_says_so(either):
     result = either.run("local t = {} for _ = 1, 250 do t = {t} end print(t)")
     assert result.ok, result.error
     assert "<nested too deep>" in result.output
+
+
+
+# Replies as the kernel could receive them, and whether the host has restored the allocator's limit by then
+# (it does so only for an answer of at most three values that lupa hands over without allocating).
+KERNEL_REPLIES = {
+    "answer": (("ok", None), False),
+    "answer and fix-ups": (("ok", None, None, None), False),
+    "text": (("ok", "a page"), True),
+    "four numbers": (("ok", 1, 2, 3, 4), True),
+    "nils then text": (("ok", None, None, None, None, None, "x"), True),
+    "error": (("error", "lookup", "no such page"), True),
+}
+
+
+def test_the_kernel_restores_the_limit_after_every_reply_the_host_did_not_restore_it_for():
+    import lupa.lua54 as lua54
+
+    from luabridge._sandbox import KERNEL_CHUNK
+
+    runtime = lua54.LuaRuntime(register_eval=False, register_builtins=False, unpack_returned_tuples=True,
+                               max_memory=0)
+    table = runtime.table()
+    events: list[str] = []
+
+    def host(operation, name=None):
+        reply = KERNEL_REPLIES[name][0]
+        return reply if reply[1:2] != (None,) else ("ok", table, *reply[2:])
+
+    callbacks = (time.monotonic, lambda text: events.append(text.strip()), lambda: events.append("restored"),
+                 host, host)
+    compile_script, run, _, _ = runtime.execute(KERNEL_CHUNK, *callbacks, name="=kernel", mode="b")
+    names = ", ".join(repr(name) for name in KERNEL_REPLIES)
+    chunk, error = compile_script(f"for _, name in ipairs({{{names}}}) do pcall(lua_read_doc, name) print(name) end")
+    assert error is None
+    status, *_ = run(chunk, 1e12, time.monotonic() + 10, 10, 10**9, 10**8, 10**6, 10**6, 1, 0)
+    assert status == "ok"
+    restored_before = {}
+    for index, event in enumerate(events):
+        if event in KERNEL_REPLIES:
+            restored_before[event] = index > 0 and events[index - 1] == "restored"
+    assert restored_before == {name: expected for name, (_, expected) in KERNEL_REPLIES.items()}
