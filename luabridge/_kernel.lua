@@ -392,7 +392,10 @@ end
 -- One result from the host: "ok", value[, empties, nulls] | "trip", kind, message
 -- | "error", kind, message[, function, account, status, code]
 local function deliver(status, a, b, c, d, e, f)
-  if status == "ok" then return finish_value(a, b, c) end
+  if status == "ok" then
+    if b == nil then return a end
+    return finish_value(a, b, c)
+  end
   if status == "trip" then trip(a, b) end
   raise_at_caller(a, b, c, d, e, f)
 end
@@ -420,27 +423,30 @@ local function flat_pairs(t)
   return pairs
 end
 
--- The host checks that the answer fits in what is left of the memory limit before it is converted: `room()`
--- here, and its own count of the same for the usual call.
-local function call_function(id, ...)
-  if tripped then real_error(tripped.message, 0) end
-  local nargs = select("#", ...)
-  local first = ...
-  if nargs > 0 and NAMESPACES[first] ~= nil then
-    return deliver(with_host(HOST, "call", id, nargs, nil, true, nil, room()))
-  end
-  if nargs == 1 and type(first) == "table" then
-    local k, v = next(first)
-    if k == nil then return deliver(with_host(CALL, id)) end
-    if next(first, k) == nil and flat_pair(k, v) then  -- the commonest: one named argument
-      return deliver(with_host(CALL, id, k, v))
+-- An integration function as a script sees it: `id` is the host's number for it. The host checks that the
+-- answer fits in what is left of the memory limit before it is converted: `room()` here, and its own count
+-- of the same for the usual call.
+local function integration_function(id)
+  return function(...)
+    if tripped then real_error(tripped.message, 0) end
+    local nargs = select("#", ...)
+    local first = ...
+    if nargs > 0 and NAMESPACES[first] ~= nil then
+      return deliver(with_host(HOST, "call", id, nargs, nil, true, nil, room()))
     end
-    local pairs = flat_pairs(first)
-    if pairs then return deliver(with_host(CALL, id, t_unpack(pairs, 1, pairs.n))) end
+    if nargs == 1 and type(first) == "table" then
+      local k, v = next(first)
+      if k == nil then return deliver(with_host(CALL, id)) end
+      if next(first, k) == nil and flat_pair(k, v) then  -- the commonest: one named argument
+        return deliver(with_host(CALL, id, k, v))
+      end
+      local pairs = flat_pairs(first)
+      if pairs then return deliver(with_host(CALL, id, t_unpack(pairs, 1, pairs.n))) end
+    end
+    local args, err = nil, nil
+    if nargs > 0 then args, err = to_json(first, false, true) end
+    return deliver(with_host(HOST, "call", id, nargs, args, false, err, room()))
   end
-  local args, err = nil, nil
-  if nargs > 0 then args, err = to_json(first, false, true) end
-  return deliver(with_host(HOST, "call", id, nargs, args, false, err, room()))
 end
 
 local function namespace(path)
@@ -456,7 +462,7 @@ local function namespace(path)
       local value
       if status == "namespace" then value = namespace(found)
       elseif status == "function" then
-        value = function(...) return call_function(found, ...) end
+        value = integration_function(found)
       else raise_at_caller(found, message) end
       rawset(t, key, value)
       return value

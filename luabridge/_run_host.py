@@ -188,14 +188,13 @@ class RunHost(ScriptHost):
         self, target: Target, nargs: int, args: Any, colon: bool, encode_error: str | None, room: float,
         approved: bool | None,
     ) -> tuple:
-        record = CallRecord(function=target.qualified_name, account=target.alias,
-                            effect=target.function.operation, outcome="not_sent")
-        self.events.call_started(record)
+        record = CallRecord(target.qualified_name, target.alias, effect=target.function.operation, outcome="not_sent")
+        self.events.calls.append(record)  # logged before it is sent: a killed worker loses no call
         span = start_span("luabridge.call", {"luabridge.function": target.qualified_name,
                                               "luabridge.account": target.alias,
                                               "luabridge.effect": record.effect}) if self.tracing else None
         started = time.perf_counter()
-        ctx = CallContext(account=target.account, deadline=self.deadline, max_body=self.limits.memory)
+        ctx = CallContext(target.account, self.deadline, self.limits.memory)
         try:
             if isinstance(args, str):
                 args = _json.loads(args)
