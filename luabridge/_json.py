@@ -5,7 +5,7 @@ the same way), so what reaches the Lua side can only ever be objects, arrays, st
 and null: a non-JSON object is refused where it is encoded. :func:`loads` guarantees text Lua and lupa can
 always carry: a lone surrogate (an escaped "\\ud800", valid JSON but not Unicode) becomes U+FFFD, and
 nesting is bounded (orjson stops at 1,024 levels, the standard parser at the recursion limit).
-:func:`lua_cost` bounds, from the bytes alone, the Lua memory the decoded value will take, so a
+:func:`measure` bounds, from the bytes alone, the Lua memory the decoded value will take, so a
 conversion that would pass a run's memory limit is refused before anything is built.
 """
 
@@ -76,11 +76,6 @@ def measure(data: bytes | bytearray, room: float = 0.0) -> tuple[int, bool]:
     containers = skeleton.count(b"[") + skeleton.count(b"{")
     values = skeleton.count(b",") + skeleton.count(b":") + 1
     return len(data) + containers * TABLE_COST + values * VALUE_COST, fixups
-
-
-def lua_cost(data: bytes | bytearray) -> int:
-    """The first half of :func:`measure`: an upper bound of the Lua memory ``data`` decodes into."""
-    return measure(data)[0]
 
 
 def _reason(exc: BaseException) -> str:
