@@ -31,6 +31,14 @@ def run(bridge):
     return bridge.run
 
 
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """A fresh Freshchat simulator for one test: nothing created yet, every count at zero (modules that
+    share one across their tests define their own ``sim``)."""
+    with Simulator(seed=0) as simulator:
+        yield simulator
+
+
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[Simulator]:
     """A Freshchat simulator shared by one test module (tests/freshchat has its own, per test)."""

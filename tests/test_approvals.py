@@ -35,12 +35,6 @@ READS = (("GET", "/v2/agents"), ("GET", "/v2/groups"))
 
 
 @pytest.fixture
-def sim():
-    with Simulator(seed=0) as sim:
-        yield sim
-
-
-@pytest.fixture
 def store(tmp_path):
     return tmp_path / "state"
 

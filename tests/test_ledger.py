@@ -21,12 +21,6 @@ CREATE = 'app.integrations.freshchat.create_conversation({user_id = "user-456", 
 
 
 @pytest.fixture
-def sim():
-    with Simulator(seed=0) as sim:
-        yield sim
-
-
-@pytest.fixture
 def bridge(sim):
     with Bridge(demo_accounts(sim), isolation=False) as bridge:
         yield bridge
