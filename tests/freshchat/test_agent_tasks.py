@@ -62,6 +62,16 @@ def group_id(data: Dataset, name: str) -> str:
     return next(g["id"] for g in data.groups if g["name"] == name)
 
 
+def agent_count(question: str, condition: str, expected: Callable[[Dataset], int]) -> Task:
+    """A task that counts the agents of one page for which the Lua ``condition`` on ``agent`` holds."""
+    return Task(question, FC + f"""
+local n = 0
+for _, agent in ipairs(fc.list_agents({{per_page = 100}}).agents) do
+  if {condition} then n = n + 1 end
+end
+return n""", expected)
+
+
 def status_count(word: str) -> Task:
     return Task(f"how many {word} conversations are there",
                 FC + f'return fc.list_conversations({{status = "{word}"}}).pagination.total_items',
@@ -69,14 +79,8 @@ def status_count(word: str) -> Task:
 
 
 TASKS = [
-    Task("how many agents are available",
-         FC + """
-local n = 0
-for _, agent in ipairs(fc.list_agents({per_page = 100}).agents) do
-  if agent.status == "available" then n = n + 1 end
-end
-return n""",
-         lambda data: sum(a["availability_status"] == "AVAILABLE" and a["login_status"] for a in data.agents)),
+    agent_count("how many agents are available", 'agent.status == "available"',
+                lambda data: sum(a["availability_status"] == "AVAILABLE" and a["login_status"] for a in data.agents)),
     Task("the reference's agent listing: how many read as offline",
          FC + """
 local offline = 0
@@ -87,33 +91,15 @@ for _, agent in ipairs(fc.list_agents({page = 1, per_page = 100}).agents or {}) 
 end
 return offline""",
          lambda data: sum(not a["login_status"] for a in data.agents)),
-    Task("how many agents are logged in",
-         FC + """
-local n = 0
-for _, agent in ipairs(fc.list_agents({per_page = 100}).agents) do
-  if agent.login_status then n = n + 1 end
-end
-return n""",
-         lambda data: sum(a["login_status"] for a in data.agents)),
+    agent_count("how many agents are logged in", 'agent.login_status',
+                lambda data: sum(a["login_status"] for a in data.agents)),
     Task("how many agents are there",
          FC + "return fc.list_agents({per_page = 10}).pagination.total_items",
          lambda data: len(data.agents)),
-    Task("how many agents have no last name",
-         FC + """
-local n = 0
-for _, agent in ipairs(fc.list_agents({per_page = 100}).agents) do
-  if not agent.last_name then n = n + 1 end
-end
-return n""",
-         lambda data: sum("last_name" not in a for a in data.agents)),
-    Task("how many agents are deactivated",
-         FC + """
-local n = 0
-for _, agent in ipairs(fc.list_agents({per_page = 100}).agents) do
-  if agent.is_deactivated then n = n + 1 end
-end
-return n""",
-         lambda data: sum(a["is_deactivated"] for a in data.agents)),
+    agent_count("how many agents have no last name", 'not agent.last_name',
+                lambda data: sum("last_name" not in a for a in data.agents)),
+    agent_count("how many agents are deactivated", 'agent.is_deactivated',
+                lambda data: sum(a["is_deactivated"] for a in data.agents)),
     *(status_count(word) for word in ("new", "open", "pending", "resolved", "closed")),
     Task("how many conversations in all",
          FC + "return fc.list_conversations({per_page = 1}).pagination.total_items",
