@@ -4,7 +4,8 @@
 -- also checks the wall clock, sticky once tripped and re-raised by every wrapper that could catch it),
 -- and turns values into JSON text on the way out. Everything it needs from the real globals is captured
 -- in locals first: the script may change its own `string` or `table` copies without touching the kernel.
--- The host hands in the few Python callables the kernel needs; a run's settings come with `run`.
+-- The host hands in the few Python callables the kernel needs, then its parts (what few runs use, loaded
+-- when a run first needs it: see Parts below); a run's settings come with `run`.
 --
 -- No Python object ever reaches the script, by construction rather than by care at each call site:
 -- * every Python callable is called here, through `real_pcall`, and only its checked reply (strings,
@@ -15,7 +16,7 @@
 -- * the metatable that lupa shares between all wrapped Python objects is neutered below: indexing,
 --   calling or printing one fails with a plain message, so an object that slipped through is inert.
 
-local NOW, EMIT, MEMORY_ON, HOST, CALL = ...
+local NOW, EMIT, MEMORY_ON, HOST, CALL, JSON_PART, ERRORS_PART, LIBRARY_PART = ...
 
 local debug_sethook, debug_getinfo, raw_getmetatable = debug.sethook, debug.getinfo, debug.getmetatable
 local gc_count = collectgarbage
@@ -26,6 +27,7 @@ local tostring, tonumber, ipairs, pairs = tostring, tonumber, ipairs, pairs
 local math_tointeger = math.tointeger
 local co_create, co_resume, co_wrap, co_close = coroutine.create, coroutine.resume, coroutine.wrap, coroutine.close
 local co_status = coroutine.status
+local os_date, os_time = os.date, os.time
 local s_rep, s_format, s_gsub, s_byte, s_find = string.rep, string.format, string.gsub, string.byte, string.find
 local s_sub, s_match = string.sub, string.match
 local utf8_len = utf8.len
@@ -37,6 +39,7 @@ local math_type, math_huge = math.type, math.huge
 -- are few).
 -- The run's limits, set by `run`: the kernel is loaded before its script (and its limits) arrive.
 local DEADLINE, TIMEOUT, MAX_RESULT, MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT
+local START                     -- the run's clock (Unix seconds), with its seed
 local MEMERR = "not enough memory"
 local HOST_ERROR = "internal error in the host (a bug in the host, logged there)"
 local MAX_MESSAGE = 8192        -- bytes of an error message the host is handed; the rest is cut
@@ -56,7 +59,6 @@ rawset(PY_MT, "__metatable", false)
 -- Limits ------------------------------------------------------------------------------------------------
 
 local STEP = 1000              -- instructions between two hook calls
-local COROUTINE_COST = 1000    -- charged per coroutine created or resumed, so short ones cannot hide
 local tripped = nil            -- {kind, message} once a limit is reached; never cleared
 local counted = 0
 local printed = 0
@@ -102,68 +104,102 @@ local function clean(e)
   return e
 end
 
+-- Over the memory limit, by Lua's own count.
+local function over_memory()
+  return gc_count("count") > SOFT_MEMORY
+end
+
 -- After anything that can catch an error: a tripped limit or a memory error keeps propagating.
 local function after_catch(ok, ...)
   if tripped then real_error(tripped.message, 0) end
   if ok then return ok, ... end
   local e = ...
-  if e == MEMERR or gc_count("count") > SOFT_MEMORY then trip_memory() end
+  if e == MEMERR or over_memory() then trip_memory() end
   return false, clean(e)
+end
+
+-- Host calls --------------------------------------------------------------------------------------------
+
+-- Bytes left before the memory limit: what a value the host converts may take.
+local function room()
+  return (SOFT_MEMORY - gc_count("count")) * 1024
+end
+
+local REPLY_STATUS = {ok = true, error = true, trip = true, namespace = true, ["function"] = true}
+local REPLY_VALUE = {string = true, number = true, boolean = true, table = true, ["nil"] = true}
+-- Values lupa hands over without allocating (see with_host).
+local FREE_VALUE = {number = true, boolean = true, table = true, ["nil"] = true}
+
+local function counted(...)
+  return select("#", ...), ...
+end
+
+-- Python conversions run with the memory limit lifted (a limit hit while lupa converts aborts or hangs
+-- the process): each host callback lifts it as it starts. After an "ok" whose values are tables, numbers,
+-- booleans or nil, the host has put it back itself (handing those over allocates nothing); after any other
+-- reply it comes back here, right after the reply is converted. The test here is the host's, on the same
+-- values, so that it can only skip a restore the host made: an answer of at most three values (a value
+-- and its two fix-up lists) all of those kinds. Whatever the call raised is dropped; a reply of any other
+-- shape is a host failure too. A reply is a status and at most six values (an error's words and facts);
+-- anything past them is dropped unread.
+local function checked_reply(n, ok, status, a, b, c, d, e, f)
+  if not (n <= 5 and ok and status == "ok" and FREE_VALUE[type(a)] and FREE_VALUE[type(b)]
+          and FREE_VALUE[type(c)]) then
+    if not real_pcall(py_call, MEMORY_ON) then
+      trip("memory", "internal error: the memory limit could not be restored")
+    end
+    if not ok or not REPLY_STATUS[status] or not (REPLY_VALUE[type(a)] and REPLY_VALUE[type(b)]
+        and REPLY_VALUE[type(c)] and REPLY_VALUE[type(d)] and REPLY_VALUE[type(e)] and REPLY_VALUE[type(f)]) then
+      return "error", "runtime", HOST_ERROR
+    end
+  end
+  return status, a, b, c, d, e, f
+end
+
+local function with_host(...)
+  return checked_reply(counted(real_pcall(py_call, ...)))
+end
+
+-- Parts ---------------------------------------------------------------------------------------------------
+
+-- What few runs use lives in parts, each its own chunk loaded the first time a run needs it: a run pays
+-- for the kernel it uses. A part is a function of K, what the kernel shares with its parts (filled in at
+-- the end), and sees nothing else: it runs in an empty environment. It is loaded under the script's
+-- limits; like the kernel, it is not the script's memory: the limit moves up, on both sides, by what it took.
+local K   -- filled in at the end
+local PART_CODE = {json = JSON_PART, errors = ERRORS_PART, library = LIBRARY_PART}
+local PARTS = {}
+
+local function part(name)
+  local loaded = PARTS[name]
+  if loaded then return loaded end
+  local before = gc_count("count")
+  local chunk, message = real_load(PART_CODE[name], "=kernel", "b", {})
+  if not chunk then
+    if message == MEMERR or over_memory() then trip_memory() end
+    real_error("internal error: a part of the sandbox could not be loaded", 0)
+  end
+  loaded = chunk(K)
+  PARTS[name] = loaded
+  local grown = gc_count("count") - before  -- KiB; less than the part took if a collection ran meanwhile
+  if grown > 0 then
+    SOFT_MEMORY = SOFT_MEMORY + grown
+    with_host(HOST, "part_loaded", grown * 1024)
+  end
+  return loaded
 end
 
 -- Error kinds of the messages the bridge raised, so the host can report a script's uncaught error
 -- with the right type, even when the script re-raises the message as a string.
 local ERROR_KINDS = {}
 
--- Errors as facts. A bridge error is a table a script can read (`err.type`, `err.status`...) that acts as
--- its message wherever a string would be used (tostring, `..`, `#`, `err:find(...)`). Its fields live out of
--- the script's reach, keyed by the value: the value itself is an empty proxy whose metatable is protected,
--- so a script reads copies of plain strings and numbers and can change nothing the kernel reports.
+-- A bridge error's facts, keyed by the error value (see _kernel_errors.lua).
 local ERROR_FIELDS = real_setmetatable({}, {__mode = "k"})
-local ERROR_FIELD_NAMES = {"type", "message", "function", "account", "status", "code"}
-local STRING_LIB          -- the sandbox's string table (strings' methods), set when it is built
-
-local function as_message(v)
-  local fields = ERROR_FIELDS[v]
-  if fields then return fields.message end
-  return v
-end
 
 local function copy_fields(fields)
   local copy = {}
   for k, v in next, fields do copy[k] = v end
   return copy
-end
-
-local ERROR_MT = {
-  __metatable = false,
-  __index = function(e, key)
-    local value = ERROR_FIELDS[e][key]
-    if value ~= nil then return value end
-    local method = type(key) == "string" and rawget(STRING_LIB, key)
-    if type(method) == "function" then
-      return function(self, ...) return method(as_message(self), ...) end
-    end
-    return nil
-  end,
-  __newindex = function() real_error("error values are read-only", 2) end,
-  __tostring = function(e) return ERROR_FIELDS[e].message end,
-  __concat = function(a, b) return as_message(a) .. as_message(b) end,
-  __len = function(e) return #ERROR_FIELDS[e].message end,
-  __pairs = function(e) return next, copy_fields(ERROR_FIELDS[e]), nil end,
-}
-
--- `...` is the host's facts, in the order of ERROR_FIELD_NAMES after `message`: only strings and
--- numbers are kept.
-local function error_value(kind, message, ...)
-  local fields = {type = kind, message = message}
-  for i = 1, select("#", ...) do
-    local v = select(i, ...)
-    if type(v) == "string" or type(v) == "number" then fields[ERROR_FIELD_NAMES[i + 2]] = v end
-  end
-  local e = real_setmetatable({}, ERROR_MT)
-  ERROR_FIELDS[e] = fields
-  return e
 end
 
 -- The position is the script's line that made the call; when that frame is gone (a tail call such as
@@ -178,7 +214,7 @@ local function raise_at_caller(kind, message, ...)
     end
   end
   ERROR_KINDS[message] = kind
-  real_error(error_value(kind, message, ...), 0)
+  real_error(part("errors").error_value(kind, message, ...), 0)
 end
 
 -- JSON ----------------------------------------------------------------------------------------------------
@@ -241,132 +277,30 @@ local function number_text(v)
   return text
 end
 
-local MAX_DEPTH = 200
-
--- Encodes `v` into `out`. `loose` is for print: values JSON cannot hold are shown as <function> and so on
--- instead of failing; `tag` is for arguments sent to the host: a function, thread or userdata becomes
--- {"\u0000lua": "<type>"} so the host can word the error. Returns nil on success, or an error message.
-local encode
-
-local function encode_table(t, out, depth, seen, loose, tag)
-  if seen[t] then
-    if loose then out[#out + 1] = "<cycle>"; return end
-    return "table contains a cycle (a table that contains itself)"
-  end
-  if depth > MAX_DEPTH then
-    if loose then out[#out + 1] = "<nested too deep>"; return end
-    return "table is nested more than " .. MAX_DEPTH .. " levels deep"
-  end
-  seen[t] = true
-  local n, count, sequence = rawlen(t), 0, true
-  for k in next, t do
-    count = count + 1
-    if sequence and not (math_type(k) == "integer" and k >= 1 and k <= n) then sequence = false end
-  end
-  local err
-  if sequence and (count > 0 or ARRAYS[t]) then
-    out[#out + 1] = "["
-    for i = 1, n do
-      if i > 1 then out[#out + 1] = loose and ", " or "," end
-      err = encode(rawget(t, i), out, depth + 1, seen, loose, tag)
-      if err then return err end
-    end
-    out[#out + 1] = "]"
-  else
-    local keys, names = {}, {}
-    for k in next, t do
-      local kt, name = type(k), nil
-      if kt == "string" then name = k
-      elseif kt == "number" then name = number_text(k)
-      elseif loose then name = "<" .. kt .. ">"
-      end
-      if not name then return "cannot use a " .. kt .. " as a JSON object key" end
-      keys[#keys + 1] = name
-      names[name] = k
-    end
-    t_sort(keys)
-    out[#out + 1] = "{"
-    for i, name in ipairs(keys) do
-      if i > 1 then out[#out + 1] = loose and ", " or "," end
-      out[#out + 1] = quote(name)
-      out[#out + 1] = loose and ": " or ":"
-      err = encode(rawget(t, names[name]), out, depth + 1, seen, loose, tag)
-      if err then return err end
-    end
-    out[#out + 1] = "}"
-  end
-  seen[t] = nil
-end
-
-encode = function(v, out, depth, seen, loose, tag)
-  local vt = type(v)
-  if vt == "string" then out[#out + 1] = quote(v)
-  elseif vt == "number" then
+-- The JSON text of a value that is not a table, or nil and why JSON cannot hold it. `loose` and `tag` are
+-- as for tables (see _kernel_json.lua).
+local function scalar_json(v, vt, loose, tag)
+  if vt == "string" then return quote(v) end
+  if vt == "number" then
     local text = number_text(v)
-    if not text then
-      if loose then text = tostring(v) else return "cannot encode " .. tostring(v) .. " as a JSON number" end
-    end
-    out[#out + 1] = text
-  elseif vt == "boolean" then out[#out + 1] = v and "true" or "false"
-  elseif vt == "nil" or is_null(v) then out[#out + 1] = "null"
-  elseif vt == "table" then
-    local fields = ERROR_FIELDS[v]
-    if fields then v = copy_fields(fields) end
-    return encode_table(v, out, depth, seen, loose, tag)
-  elseif loose then out[#out + 1] = "<" .. vt .. ">"
-  elseif tag then out[#out + 1] = '{"\\u0000lua":"' .. vt .. '"}'
-  else return "cannot encode a " .. vt .. " value"
+    if text then return text end
+    if loose then return tostring(v) end
+    return nil, "cannot encode " .. tostring(v) .. " as a JSON number"
   end
+  if vt == "boolean" then return v and "true" or "false" end
+  if vt == "nil" then return "null" end
+  if loose then return "<" .. vt .. ">" end
+  if tag then return '{"\\u0000lua":"' .. vt .. '"}' end
+  return nil, "cannot encode a " .. vt .. " value"
 end
 
 local function to_json(v, loose, tag)
-  local out = {}
-  local err = encode(v, out, 0, {}, loose, tag)
-  if err then return nil, err end
-  return t_concat(out)
+  local vt = type(v)
+  if vt == "table" then return part("json")(v, loose, tag) end
+  return scalar_json(v, vt, loose, tag)
 end
 
--- Host calls ----------------------------------------------------------------------------------------------
-
--- Bytes left before the memory limit: what a value the host converts may take.
-local function room()
-  return (SOFT_MEMORY - gc_count("count")) * 1024
-end
-
-local REPLY_STATUS = {ok = true, error = true, trip = true, namespace = true, ["function"] = true}
-local REPLY_VALUE = {string = true, number = true, boolean = true, table = true, ["nil"] = true}
--- Values lupa hands over without allocating (see with_host).
-local FREE_VALUE = {number = true, boolean = true, table = true, ["nil"] = true}
-
-local function counted(...)
-  return select("#", ...), ...
-end
-
--- Python conversions run with the memory limit lifted (a limit hit while lupa converts aborts or hangs
--- the process): each host callback lifts it as it starts. After an "ok" whose values are tables, numbers,
--- booleans or nil, the host has put it back itself (handing those over allocates nothing); after any other
--- reply it comes back here, right after the reply is converted. The test here is the host's, on the same
--- values, so that it can only skip a restore the host made: an answer of at most three values (a value
--- and its two fix-up lists) all of those kinds. Whatever the call raised is dropped; a reply of any other
--- shape is a host failure too. A reply is a status and at most six values (an error's words and facts);
--- anything past them is dropped unread.
-local function checked_reply(n, ok, status, a, b, c, d, e, f)
-  if not (n <= 5 and ok and status == "ok" and FREE_VALUE[type(a)] and FREE_VALUE[type(b)]
-          and FREE_VALUE[type(c)]) then
-    if not real_pcall(py_call, MEMORY_ON) then
-      trip("memory", "internal error: the memory limit could not be restored")
-    end
-    if not ok or not REPLY_STATUS[status] or not (REPLY_VALUE[type(a)] and REPLY_VALUE[type(b)]
-        and REPLY_VALUE[type(c)] and REPLY_VALUE[type(d)] and REPLY_VALUE[type(e)] and REPLY_VALUE[type(f)]) then
-      return "error", "runtime", HOST_ERROR
-    end
-  end
-  return status, a, b, c, d, e, f
-end
-
-local function with_host(...)
-  return checked_reply(counted(real_pcall(py_call, ...)))
-end
+-- Host calls, continued ---------------------------------------------------------------------------------
 
 -- Fix-up paths travel flat: `n, key1, ..., keyn, n, ...` (see _values.py).
 local function finish_value(value, empties, nulls)
@@ -519,83 +453,29 @@ S.coroutine = {
   coroutine.yield,
 }
 
-STRING_LIB = S.string
+local STRING_LIB = S.string   -- strings' methods, which an error value offers as its own too
+
 
 -- Argument errors as the standard functions word them: the name the caller used, the caller's position.
--- `level` is the wrapper's stack level as seen from here (2 when the wrapper calls argerror itself).
-local function argerror(index, fallback, message, level)
-  level = level or 2
-  local info = debug_getinfo(level, "n")
-  real_error(s_format("bad argument #%d to '%s' (%s)", index, info and info.name or fallback, message), level + 1)
-end
-
--- The error of a standard function that a wrapper called through `real_pcall`, raised as if the script
--- had called the function itself: named as the caller named it, at the caller's position (the kernel's
--- own frames have neither: its debug info is stripped, so a direct call would say '?' and no line).
--- Called by the wrapper, not as a tail call.
-local function reraise_standard(e)
-  if e == MEMERR then trip_memory() end
-  local index, rest = s_match(type(e) == "string" and e or "", "^bad argument #(%d+) to '[^']*'(.*)$")
-  local info = debug_getinfo(2, "n")
-  if index and info and info.name then
-    index = tonumber(index)
-    if info.namewhat == "method" then index = index - 1 end
-    if index == 0 then
-      e = s_format("calling '%s' on bad self%s", info.name, rest)
-    else
-      e = s_format("bad argument #%d to '%s'%s", index, info.name, rest)
-    end
+-- Both are found on the stack, above the kernel's own frames, so that a wrapper can be reached through a
+-- stub or call a helper: `outside` returns the level of the first frame outside the kernel, counted from
+-- its caller, and the name and kind of name that frame called the kernel by.
+-- The kernel's frames are the Lua frames without line numbers: its bytecode is stripped, and a script can
+-- only load text.
+local function outside()
+  local level = 3                      -- 1: outside, 2: its caller, a kernel function
+  local info = debug_getinfo(level, "Sl")
+  while info and info.what ~= "C" and info.currentline < 0 do
+    level = level + 1
+    info = debug_getinfo(level, "Sl")
   end
-  real_error(e, 3)
+  local called = debug_getinfo(level - 1, "n")
+  return level - 1, called and called.name, called and called.namewhat
 end
 
--- Standard Lua refuses to build a string longer than this, with a catchable "resulting string too large".
-local MAX_STRING = 0x7fffffff
-
-local function rep_text(v)
-  if type(v) == "string" then return v end
-  if type(v) == "number" then return tostring(v) end
-end
-
--- string.rep builds its result in one C call, before any hook runs: a result over the memory limit ends
--- the run before it is built, and one standard Lua refuses is refused by it, catchably, as there.
-S.string.rep = function(...)
-  local s, n, sep = ...
-  local count = math_type(n) == "integer" and n or math_tointeger(tonumber(n) or 0.5)
-  local text, separator = rep_text(s), sep == nil and "" or rep_text(sep)
-  if count and text and separator and count > 0 and #text + #separator <= MAX_STRING // count then
-    local size = #text * count + #separator * (count - 1)
-    if size > MAX_MEMORY then
-      trip("memory", s_format("string.rep would build %d bytes, over the memory limit of %d bytes", size, MAX_MEMORY))
-    end
-    return s_rep(...)
-  end
-  local ok, result = real_pcall(s_rep, ...)
-  if ok then return result end
-  reraise_standard(result)
-end
--- Strings' methods are the sandbox's string table, so ("x"):rep(n) is capped too.
-real_getmetatable("").__index = S.string
-
--- The run's randomness and clock are the host's per-run seed and start time, so that a run resumed after an
--- approval draws the same numbers and reads the same time as the run that paused (docs/writes.md).
-local os_date, os_time, START = os.date, os.time, nil  -- START: set by `run`, with the seed
-S.os.date = function(...)
-  local ok, result
-  if select("#", ...) < 2 or select(2, ...) == nil then
-    local format = ...
-    ok, result = real_pcall(os_date, format == nil and "%c" or format, START)
-  else
-    ok, result = real_pcall(os_date, ...)
-  end
-  if ok then return result end
-  reraise_standard(result)
-end
-S.os.time = function(...)
-  if (...) == nil then return START end
-  local ok, result = real_pcall(os_time, ...)
-  if ok then return result end
-  reraise_standard(result)
+local function argerror(index, fallback, message)
+  local level, name = outside()
+  real_error(s_format("bad argument #%d to '%s' (%s)", index, name or fallback, message), level)
 end
 
 -- ipairs and pairs of nil fail inside their C iterator, where Lua knows no position and no name; they
@@ -611,133 +491,36 @@ end
 S.ipairs = nil_checked("ipairs", ipairs)
 S.pairs = nil_checked("pairs", pairs)
 
-local function check_arg(n, index, v, expected, fallback)
-  if type(v) ~= expected then
-    argerror(index, fallback, expected .. " expected, got " .. (n < index and "no value" or type(v)), 3)
-  end
-end
-
 S.pcall = function(...)
   if select("#", ...) == 0 then argerror(1, "pcall", "value expected") end
   return after_catch(real_pcall(...))
 end
 
-S.xpcall = function(...)
-  local f, handler = ...
-  check_arg(select("#", ...), 2, handler, "function", "xpcall")
-  -- A handler runs with hooks off after a hook's error, so it is skipped once a limit is reached.
-  local function guarded(e)
-    if tripped or e == MEMERR then return e end
-    return handler(clean(e))
-  end
-  return after_catch(real_xpcall(f, guarded, select(3, ...)))
-end
 
-local function create_coroutine(f)
-  charge(COROUTINE_COST)
-  local co = co_create(f)
-  debug_sethook(co, hook, "", STEP)
-  return co
+-- The wrappers of the standard functions a script rarely calls (and of json and the doc functions) are
+-- in the library part: each is a stub here. A stub calls its wrapper, not as a tail call, so that the
+-- stub's frame stays between the script and the wrapper, with the name the script called it by.
+local function pass(...) return ... end
+local function library(name)
+  return function(...) return pass(part("library")[name](...)) end
 end
-
-S.coroutine.create = function(...)
-  check_arg(select("#", ...), 1, ..., "function", "coroutine.create")
-  return create_coroutine(...)
-end
-
-S.coroutine.resume = function(...)
-  check_arg(select("#", ...), 1, ..., "thread", "coroutine.resume")
-  charge(COROUTINE_COST)
-  return after_catch(co_resume(...))
-end
-
-S.coroutine.close = function(...)
-  -- Once a limit is reached, nothing is closed: a coroutine the hook stopped has no hook left (Lua turns
-  -- it off while a hook runs, and an error out of the hook never turns it back on), so its pending
-  -- `<close>` handlers would run unchecked.
-  if tripped then real_error(tripped.message, 0) end
-  local co = ...
-  check_arg(select("#", ...), 1, co, "thread", "coroutine.close")
-  local status = co_status(co)
-  if status == "running" or status == "normal" then
-    real_error("cannot close a " .. status .. " coroutine", 2)
-  end
-  return after_catch(co_close(co))
-end
-
--- Like the standard wrap: errors propagate with the caller's position (the tail call keeps the frame).
--- As there, a dead coroutine is closed first, and an error raised by a `<close>` handler replaces its own.
-local function wrap_result(co, ok, ...)
-  if tripped then real_error(tripped.message, 0) end
-  if ok then return ... end
-  local e = (...)
-  if e ~= MEMERR and co_status(co) == "dead" then
-    local closed, close_error = co_close(co)
-    if tripped then real_error(tripped.message, 0) end
-    if not closed then e = close_error end
-  end
-  e = clean(e)
-  if e == MEMERR then trip_memory() end
-  if type(e) == "string" then real_error(e, 2) end
-  real_error(e, 0)
-end
-
-S.coroutine.wrap = function(...)
-  check_arg(select("#", ...), 1, ..., "function", "coroutine.wrap")
-  local co = create_coroutine(...)
-  return function(...)
-    charge(COROUTINE_COST)
-    return wrap_result(co, co_resume(co, ...))
-  end
-end
-
--- A memory error inside load (its reader function's, or the compiler's own) comes back as load's
--- `nil, message` rather than as an error: it is a limit all the same.
-local function after_load(fn, message)
-  if tripped then real_error(tripped.message, 0) end
-  if fn == nil and (message == MEMERR or gc_count("count") > SOFT_MEMORY) then trip_memory() end
-  return fn, clean(message)
-end
-
-S.load = function(...)
-  local chunk, name, mode, env = ...
-  if select("#", ...) < 4 then env = S end
-  if mode ~= nil and type(mode) == "string" and not s_find(mode, "t", 1, true) then
-    return nil, "attempt to load a text chunk (mode is '" .. mode .. "')"
-  end
-  if type(chunk) == "function" then
-    local reader = chunk
-    chunk = function()
-      local piece = reader()
-      if tripped then real_error(tripped.message, 0) end
-      return piece
-    end
-  end
-  local ok, fn, message = real_pcall(real_load, chunk, name, "t", env)
-  if not ok then reraise_standard(fn) end
-  return after_load(fn, message)
-end
-
-S.setmetatable = function(...)
-  local t, mt = ...
-  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
-    real_error("setmetatable: __gc metamethods are not allowed in the sandbox", 2)
-  end
-  if type(t) == "table" and (mt == nil or type(mt) == "table") and select("#", ...) >= 2 then
-    local current = raw_getmetatable(t)
-    if current == nil or rawget(current, "__metatable") == nil then return real_setmetatable(t, mt) end
-  end
-  local ok, result = real_pcall(real_setmetatable, ...)
-  if ok then return result end
-  reraise_standard(result)
-end
-
-S.getmetatable = function(...)
-  if select("#", ...) == 0 then argerror(1, "getmetatable", "value expected") end
-  local v = ...
-  if type(v) ~= "table" then return nil end
-  return real_getmetatable(v)
-end
+S.string.rep = library("string.rep")
+-- Strings' methods are the sandbox's string table, so ("x"):rep(n) is capped too.
+real_getmetatable("").__index = S.string
+S.os.date = library("os.date")
+S.os.time = library("os.time")
+S.xpcall = library("xpcall")
+S.coroutine.create = library("coroutine.create")
+S.coroutine.resume = library("coroutine.resume")
+S.coroutine.close = library("coroutine.close")
+S.coroutine.wrap = library("coroutine.wrap")
+S.load = library("load")
+S.setmetatable = library("setmetatable")
+S.getmetatable = library("getmetatable")
+S.json = {null = NULL, encode = library("json.encode"), decode = library("json.decode"), array = library("json.array")}
+S.lua_read_doc = library("lua_read_doc")
+S.lua_list_docs = library("lua_list_docs")
+S.lua_search_docs = library("lua_search_docs")
 
 -- Output goes to the host as valid UTF-8; a host failure to take it loses that text, never the run.
 local function emit(text)
@@ -768,123 +551,23 @@ S.print = function(...)
   emit(line)
 end
 
-S.json = {
-  null = NULL,
-  encode = function(v)
-    local text, err = to_json(v, false)
-    if not text then real_error("json.encode: " .. err, 2) end
-    return text
-  end,
-  decode = function(text)
-    if type(text) ~= "string" then
-      real_error("json.decode: expected a string, got " .. type(text), 2)
-    end
-    return deliver(with_host(HOST, "json_decode", valid_utf8(text)))
-  end,
-  array = function(t)
-    if t == nil then t = {} end
-    if type(t) ~= "table" then real_error("json.array: expected a table, got " .. type(t), 2) end
-    ARRAYS[t] = true
-    return t
-  end,
-}
-
--- The doc functions take one optional string; the host is handed it as valid UTF-8, and nothing else.
-for _, name in ipairs({"lua_read_doc", "lua_list_docs", "lua_search_docs"}) do
-  S[name] = function(...)
-    local n, text = select("#", ...), ...
-    if n > 1 then
-      raise_at_caller("runtime", s_format("%s: expected at most one argument, got %d", name, n))
-    end
-    if text ~= nil and type(text) ~= "string" then
-      raise_at_caller("runtime", name .. ": expected a string, got " .. type(text))
-    end
-    if text ~= nil then text = valid_utf8(text) end
-    return deliver(with_host(HOST, name, text))
-  end
-end
 
 S.app = namespace("app")
 
 -- Running a script ----------------------------------------------------------------------------------------
 
 -- An uncaught error as text: a bridge error's message, a string or number as it is, a table as its
--- __tostring or else its JSON (`error({code = 42})` says `{"code":42}`). A table's __tostring runs with
--- the limits still armed, so one that loops or allocates without end is stopped like any other code.
+-- __tostring or else its JSON (see _kernel_errors.lua).
 local function describe(e)
   if type(e) == "string" then return e end
   if type(e) == "number" then return tostring(e) end
   local fields = ERROR_FIELDS[e]
   if fields then return fields.message end
   if type(e) == "table" then
-    if has_tostring(e) then
-      local ok, text = real_pcall(tostring, e)
-      if ok and type(text) == "string" then return text end
-    else
-      local ok, text = real_pcall(to_json, e, false)
-      if not (ok and text) then ok, text = real_pcall(to_json, e, true) end
-      if ok and type(text) == "string" then return text end
-    end
+    local text = part("errors").describe_table(e)
+    if text then return text end
   end
   return "(error object is a " .. type(e) .. " value)"
-end
-
--- Hints for the names agents reach for that the sandbox does not have, added to an uncaught error.
-local MISSING_GLOBALS = {
-  require = "there are no modules to require: json is already a global, with json.encode and json.decode, "
-    .. "and integrations are under app.integrations",
-  io = "io is not available in the sandbox: print() writes to the run's output, and a script's "
-    .. "return value goes back to the host",
-  debug = "debug is not available in the sandbox",
-  package = "package is not available in the sandbox: there are no modules to load",
-  dofile = "dofile is not available in the sandbox: there are no files; load(text) compiles a string",
-  loadfile = "loadfile is not available in the sandbox: there are no files; load(text) compiles a string",
-  loadstring = "loadstring is Lua 5.1: in Lua 5.4 it is load(text)",
-  unpack = "unpack is Lua 5.1: in Lua 5.4 it is table.unpack",
-  collectgarbage = "collectgarbage is not available in the sandbox",
-  python = "the host is not reachable from scripts",
-}
-local MISSING_OS = {getenv = true, execute = true, exit = true, remove = true, rename = true, tmpname = true,
-                    setlocale = true}
-local SANDBOX_PAGE = 'lua_read_doc("sandbox") lists what a script can use'
-
--- `app.integrations.<name>` for a global named like an integration (`shop`) or like one of its
--- functions (`shop_list_items`, as the function or its short name), else nil.
-local function integration_path(name)
-  if #name > 100 then return nil end
-  local function found(path, key)
-    local ok, status = real_pcall(with_host, HOST, "resolve", path, key)
-    return ok and (status == "namespace" or status == "function")
-  end
-  if found("app.integrations", name) then return "app.integrations." .. name end
-  local start = 1
-  for _ = 1, 8 do
-    local cut = s_find(name, "_", start, true)
-    if not cut then break end
-    local integration, short = s_sub(name, 1, cut - 1), s_sub(name, cut + 1)
-    if integration ~= "" and short ~= "" and found("app.integrations", integration) then
-      local path = "app.integrations." .. integration
-      if found(path, short) then return path .. "." .. short end
-      if found(path, name) then return path .. "." .. name end
-    end
-    start = cut + 1
-  end
-end
-
-local function hint(text)
-  local what, kind, name = s_match(text, "attempt to (%a+) a nil value %((%a+) '([%w_]+)'%)")
-  if not name then return nil end
-  if kind == "global" then
-    local path = integration_path(name)
-    if path then return "use " .. path .. (what == "call" and "(...)" or "") .. ": integrations are under app.integrations" end
-    if MISSING_GLOBALS[name] then return MISSING_GLOBALS[name] .. "; " .. SANDBOX_PAGE end
-    if what == "call" then
-      return "there is no global '" .. name .. "': integration functions are called as "
-        .. "app.integrations.<name>.<function>(...), and " .. SANDBOX_PAGE
-    end
-  elseif kind == "field" and what == "call" and MISSING_OS[name] then
-    return "os." .. name .. " is not available in the sandbox: os has clock, date, difftime and time only"
-  end
 end
 
 local function shorten(message)
@@ -904,7 +587,7 @@ local function finish_error(e)
   if tripped then return "limit", tripped.kind, tripped.message end
   local fields = ERROR_FIELDS[e]
   if fields then return "error", fields.type, shorten(valid_utf8(text)) end
-  local advice = type(e) == "string" and hint(text)
+  local advice = type(e) == "string" and s_find(text, "a nil value (", 1, true) and part("errors").hint(text)
   if advice then text = text .. " (" .. advice .. ")" end
   return "error", ERROR_KINDS[e] or "runtime", shorten(valid_utf8(text))
 end
@@ -959,5 +642,26 @@ end
 local function limit_reached()
   if tripped then return tripped.kind, tripped.message end
 end
+
+-- What the parts see of the kernel: its own functions and tables, the standard functions as it captured
+-- them, and the run's mutable state through functions. One constructor, sized once: this runs every run.
+K = {
+  S = S, HOST = HOST, STRING_LIB = STRING_LIB, ARRAYS = ARRAYS, ERROR_FIELDS = ERROR_FIELDS, MEMERR = MEMERR,
+  STEP = STEP,
+  tripped = function() return tripped end, start = function() return START end,
+  max_memory = function() return MAX_MEMORY end,
+  over_memory = over_memory, trip = trip, trip_memory = trip_memory, charge = charge, hook = hook,
+  after_catch = after_catch, clean = clean, outside = outside, argerror = argerror,
+  raise_at_caller = raise_at_caller, with_host = with_host, deliver = deliver, to_json = to_json,
+  scalar_json = scalar_json, number_text = number_text, quote = quote, is_null = is_null,
+  copy_fields = copy_fields, has_tostring = has_tostring, valid_utf8 = valid_utf8,
+  next = next, rawget = rawget, rawlen = rawlen, type = type, select = select, ipairs = ipairs,
+  tostring = tostring, tonumber = tonumber, real_error = real_error, real_pcall = real_pcall,
+  real_xpcall = real_xpcall, real_load = real_load, real_setmetatable = real_setmetatable,
+  real_getmetatable = real_getmetatable, raw_getmetatable = raw_getmetatable, debug_sethook = debug_sethook,
+  math_type = math_type, math_tointeger = math_tointeger, co_create = co_create, co_resume = co_resume,
+  co_close = co_close, co_status = co_status, s_rep = s_rep, s_format = s_format, s_match = s_match,
+  s_find = s_find, s_sub = s_sub, t_sort = t_sort, t_concat = t_concat, os_date = os_date, os_time = os_time,
+}
 
 return compile, run, debug_sethook, limit_reached

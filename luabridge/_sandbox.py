@@ -26,7 +26,10 @@ from ._values import BudgetExceeded, to_lua
 
 logger = logging.getLogger("luabridge")
 
-KERNEL_SOURCE = resources.files("luabridge").joinpath("_kernel.lua").read_text(encoding="utf-8")
+
+def _source(name: str) -> str:
+    return resources.files("luabridge").joinpath(name).read_text(encoding="utf-8")
+
 
 # The allocator's hard limit sits this far above the run's memory limit, so that a script growing past
 # its limit is stopped by the kernel's hook (uncatchably) before an allocation fails (which Lua reports as
@@ -49,7 +52,10 @@ def _precompile(source: str) -> bytes:
     return dump(source.encode("utf-8"))
 
 
-KERNEL_CHUNK = _precompile(KERNEL_SOURCE)
+KERNEL_CHUNK = _precompile(_source("_kernel.lua"))
+# The kernel's parts, in the order the kernel receives them after its callbacks: each is loaded only by a
+# run that needs it (see _kernel.lua).
+KERNEL_PARTS = tuple(_precompile(_source(f"_kernel_{name}.lua")) for name in ("json", "errors", "library"))
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,7 @@ class _Session:
         self.operations: dict[str, Callable[..., tuple]] = {
             "resolve": host.resolve, "call": self.call, "json_decode": self.json_decode,
             "lua_read_doc": host.read_doc, "lua_list_docs": host.list_docs, "lua_search_docs": host.search_docs,
+            "part_loaded": self.part_loaded,
         }
         self.soft_total = float("inf")  # Lua's total bytes past which the run is over its limit
 
@@ -232,6 +239,12 @@ class _Session:
     def json_decode(self, text: str) -> tuple:
         return ("ok", text.encode("utf-8"))
 
+    def part_loaded(self, size: float) -> tuple:
+        """The kernel loaded one of its parts, ``size`` bytes: like the kernel, not the script's memory."""
+        self.soft_total += size
+        self.hard_limit += int(size)
+        return ("ok", None)
+
     def memory_on(self) -> None:
         self.runtime.set_max_memory(self.hard_limit)
 
@@ -241,9 +254,10 @@ class _Session:
         except Exception:
             logger.exception("internal error while capturing output")
 
-    def callbacks(self) -> tuple:
-        """What the kernel receives when it loads: as few Python callables as it needs, in its order."""
-        return (time.monotonic, self.output, self.memory_on, self.host, self.flat_call)
+    def kernel_arguments(self) -> tuple:
+        """What the kernel receives when it loads, in its order: as few Python callables as it needs (each
+        costs start-up time), then its parts."""
+        return (time.monotonic, self.output, self.memory_on, self.host, self.flat_call, *KERNEL_PARTS)
 
 
 class PreparedRun:
@@ -256,7 +270,7 @@ class PreparedRun:
     def __init__(self) -> None:
         self._session: _Session | None = _Session()
         self._compile, self._run, self._clear_hook, self._limit_reached = self._session.runtime.execute(
-            KERNEL_CHUNK, *self._session.callbacks(), name="=kernel", mode="b")
+            KERNEL_CHUNK, *self._session.kernel_arguments(), name="=kernel", mode="b")
 
     def run(self, code: str, *, host: Host, limits: Limits, deadline: float, seed: int | None = None,
             clock: float | None = None) -> Outcome:

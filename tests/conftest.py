@@ -25,6 +25,12 @@ def isolated_bridge():
         yield bridge
 
 
+@pytest.fixture(params=["in_process", "worker"])
+def either(request, bridge, isolated_bridge):
+    """The in-process bridge, then the isolated one: for what must hold in both."""
+    return bridge if request.param == "in_process" else isolated_bridge
+
+
 @pytest.fixture
 def run(bridge):
     """Run a script in-process and return its result."""

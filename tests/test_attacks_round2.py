@@ -15,11 +15,6 @@ from echo_integration import ECHO_TOKEN, echo_accounts
 from luabridge import Bridge, Permissions, UsageError
 
 
-@pytest.fixture(params=["in_process", "worker"])
-def either(request, bridge, isolated_bridge):
-    return bridge if request.param == "in_process" else isolated_bridge
-
-
 @pytest.fixture
 def approvals_bridge(tmp_path):
     with Bridge(echo_accounts(), integrations=["echo_integration"], isolation=False,

@@ -162,7 +162,7 @@ def test_a_leaked_python_object_would_be_inert(bridge):
 
     session = _Session(Nothing(), Limits())
     runtime = session.runtime
-    runtime.execute(KERNEL_CHUNK, *session.callbacks(), name="=kernel", mode="b")
+    runtime.execute(KERNEL_CHUNK, *session.kernel_arguments(), name="=kernel", mode="b")
     probe = runtime.eval("function(obj) local r = {} "
                          "r[1] = select(2, pcall(function() return obj.__class__ end)) "
                          "r[2] = select(2, pcall(function() return obj() end)) "

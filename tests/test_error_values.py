@@ -11,11 +11,6 @@ import pytest
 FAIL_MESSAGE = "script:2: echo.fail: HTTP 503 UNAVAILABLE: try later"
 
 
-@pytest.fixture(params=["in_process", "worker"])
-def either(request, bridge, isolated_bridge):
-    return bridge if request.param == "in_process" else isolated_bridge
-
-
 def test_a_caught_http_error_has_its_facts(either):
     result = either.run("""
         local ok, err = pcall(app.integrations.echo.work.fail)
