@@ -24,8 +24,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # against lupa's allocator in tests/test_json_measure.py, which keeps these honest.
 TABLE_COST = 120
 VALUE_COST = 64
-# Every byte but those that structure JSON and spell null (quotes kept, so ``["a"]`` does not look like ``[]``).
-_NOT_SKELETON = bytes(sorted(set(range(256)) - set(b'[]{},:"nul')))
+# Every byte but those that structure JSON (its skeleton, see measure).
+_NOT_SKELETON = bytes(sorted(set(range(256)) - set(b'[]{},:')))
 
 
 class JSONError(ValueError):
@@ -58,21 +58,25 @@ def loads(data: bytes | str) -> Any:
 
 
 def measure(data: bytes | bytearray, room: float = 0.0) -> tuple[int, bool]:
-    """An upper bound, in bytes, of the Lua memory the JSON ``data`` decodes into, and whether the decoded
-    value may hold an empty array or a null in an array (what the kernel fixes up, see ``_values.py``):
-    ``False`` is certain for compact JSON, which is what the host writes.
+    """An upper bound, in bytes, of the Lua memory the compact JSON ``data`` (what the host writes) decodes
+    into, and whether the decoded value may hold an empty array or a null in an array (what the kernel
+    fixes up, see ``_values.py``): ``False`` is certain.
 
-    Every container opens with ``[`` or ``{`` and every further value follows a ``,`` or a ``:``; counting
-    them in the raw bytes over-counts (the same bytes inside strings count too) but never under-counts.
-    Both are read in the answer's skeleton, its structure and the letters of ``null``: one pass over the
-    answer, then a few over a sixth of it. When even the most any byte can cost fits twice in ``room``
-    (the bytes the run has left), that bound is the cost and nothing is counted.
+    In compact JSON those spell ``[]``, ``[null`` and ``,null`` (after a comma, an object has a key); the
+    same bytes inside a string may say ``True`` for nothing, never ``False`` for something. For the cost,
+    every container opens with ``[`` or ``{`` and every further value follows a ``,`` or a ``:``: counting
+    them in the answer's skeleton (its structure alone) over-counts (the same bytes inside strings count
+    too) but never under-counts. When even the most any byte can cost fits twice in ``room`` (the bytes
+    the run has left), that bound is the cost and nothing is counted.
     """
-    skeleton = data.translate(None, _NOT_SKELETON)
-    fixups = b"[]" in skeleton or (b"null" in skeleton and (b"[null" in skeleton or b",null" in skeleton))
+    # find, not `in`: bytes' `in` first tries its argument as an integer, and that failure costs more than
+    # the search.
+    find = data.find
+    fixups = find(b"[]") >= 0 or (find(b"null") >= 0 and (find(b"[null") >= 0 or find(b",null") >= 0))
     most = len(data) * (TABLE_COST + 1) + VALUE_COST
     if most * 2 <= room:
         return most, fixups
+    skeleton = data.translate(None, _NOT_SKELETON)
     containers = skeleton.count(b"[") + skeleton.count(b"{")
     values = skeleton.count(b",") + skeleton.count(b":") + 1
     return len(data) + containers * TABLE_COST + values * VALUE_COST, fixups
