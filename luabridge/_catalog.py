@@ -33,7 +33,7 @@ class Target:
     def qualified_name(self) -> str:
         return f"{self.integration.name}.{self.function.name}"
 
-    @property
+    @cached_property
     def alias(self) -> str:
         return self.account.alias
 
