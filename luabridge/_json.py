@@ -72,7 +72,7 @@ def measure(data: bytes | bytearray, room: float = 0.0) -> tuple[int, bool]:
     # find, not `in`: bytes' `in` first tries its argument as an integer, and that failure costs more than
     # the search.
     find = data.find
-    fixups = find(b"[]") >= 0 or (find(b"null") >= 0 and (find(b"[null") >= 0 or find(b",null") >= 0))
+    fixups = _empty_array(data) or (find(b"null") >= 0 and (find(b"[null") >= 0 or find(b",null") >= 0))
     most = len(data) * (TABLE_COST + 1) + VALUE_COST
     if most * 2 <= room:
         return most, fixups
@@ -80,6 +80,20 @@ def measure(data: bytes | bytearray, room: float = 0.0) -> tuple[int, bool]:
     containers = skeleton.count(b"[") + skeleton.count(b"{")
     values = skeleton.count(b",") + skeleton.count(b":") + 1
     return len(data) + containers * TABLE_COST + values * VALUE_COST, fixups
+
+
+def _empty_array(data: bytes | bytearray) -> bool:
+    """Whether ``data`` spells ``[]``. Most answers open few arrays: looking after each of the first few
+    ``[`` (found with memchr) is many times faster than searching every byte for the pair."""
+    find = data.find
+    at = find(b"[")
+    for _ in range(8):
+        if at < 0:
+            return False
+        if data.startswith(b"[]", at):
+            return True
+        at = find(b"[", at + 1)
+    return at >= 0 and find(b"[]", at) >= 0
 
 
 def _reason(exc: BaseException) -> str:

@@ -56,11 +56,14 @@ def test_no_fixups_is_only_said_of_answers_that_need_none(data):
 
 
 def test_fixups_are_found_in_compact_answers_that_need_them():
-    for data in (b"[]", b'{"a":[]}', b"[null]", b'[1,null]', b'{"a":[{"b":[]}]}'):
+    many_arrays = b"[" + b",".join(b"[%d]" % i for i in range(20)) + b",[]]"  # past the first few "["
+    text_brackets = b'["' + b"[" * 30 + b'",[]]'
+    for data in (b"[]", b'{"a":[]}', b"[null]", b'[1,null]', b'{"a":[{"b":[]}]}', many_arrays, text_brackets):
         assert _json.measure(data)[1], data
     # A null in an object disappears as nil, and text is not structure; text that spells "[]" may still
     # say yes (the fix-up walk then finds nothing to do), but plain answers like these do not.
-    for data in (b'{"a":null}', b'[["null"]]', b'{"a":[1,2]}', b'[{"b":"x, nul"}]'):
+    many_full_arrays = b"[" + b",".join(b"[%d]" % i for i in range(20)) + b"]"
+    for data in (b'{"a":null}', b'[["null"]]', b'{"a":[1,2]}', b'[{"b":"x, nul"}]', many_full_arrays):
         assert not _json.measure(data)[1], data
 
 
