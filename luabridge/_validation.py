@@ -189,12 +189,13 @@ class ArgumentValidator:
         It may refuse valid input (then the full check runs) but never accepts invalid input.
         """
         plan = self._fast
-        bound = self._defaults.copy()  # fast-path defaults are scalars: a shallow copy is a new value
+        # fast-path defaults are scalars: a shallow copy is a new value
+        bound = self._defaults.copy() if self._defaults else {}
         for name, value in args.items():
-            rule = plan.get(name)
-            if rule is None:
+            try:
+                cls, enum, low, high = plan[name]
+            except KeyError:
                 return None
-            cls, enum, low, high = rule
             kind = type(value)
             if kind is not cls:
                 if cls is int and kind is float and value.is_integer():
