@@ -42,7 +42,7 @@ _CONTAINERS = (dict, list)
 
 # Values lupa pushes onto Lua's stack without allocating: numbers, booleans and tables already in Lua
 # (lupa does not export its table type).
-_HANDED_OVER_FREELY = (bool, int, float, type(lua54.LuaRuntime(register_eval=False).table()))
+_HANDED_OVER_FREELY = frozenset({bool, int, float, type(None), type(lua54.LuaRuntime(register_eval=False).table())})
 
 
 def _precompile(source: str) -> bytes:
@@ -200,13 +200,16 @@ class _Session:
     def flat_call(self, target: int, *pairs: Any) -> tuple:
         """The usual integration call, straight from the kernel: its one argument, a flat table of string
         keys (valid UTF-8) and scalar values the kernel checked, arrives as keys and values in turn."""
-        room = self.soft_total - self.runtime.get_memory_used(total=True)  # what the answer may take
-        self.runtime.set_max_memory(0)
+        runtime = self.runtime
+        room = self.soft_total - runtime.get_memory_used(True)  # what the answer may take
+        runtime.set_max_memory(0)
         try:
             args = {pairs[0]: pairs[1]} if len(pairs) == 2 else dict(zip(pairs[::2], pairs[1::2], strict=True))
             reply = self.host_object.call(target, 1, args, False, None, room)
-            # An answer is JSON bytes with the host's measure of it (see RunHost.call).
-            reply = self.convert("call", *reply[1:4], room) if reply[0] == "ok" else self.reply("call", reply)
+            if reply[0] == "ok":  # JSON bytes with the host's measure of them (see RunHost.call)
+                reply = self.convert("call", reply[1], reply[2], reply[3], room)
+            else:
+                reply = self.reply("call", reply)
         except Exception:
             return _internal_error("call")
         return self._restored(reply)
@@ -223,10 +226,7 @@ class _Session:
         """``reply``, with the memory limit put back first when lupa hands its values to Lua without
         allocating: an answer of at most three values, as the kernel tests it (see with_host in
         _kernel.lua), which restores the limit after any other reply."""
-        if reply[0] == "ok" and len(reply) <= 4:
-            for value in reply[1:]:
-                if value is not None and type(value) not in _HANDED_OVER_FREELY:
-                    return reply
+        if reply[0] == "ok" and len(reply) <= 4 and _HANDED_OVER_FREELY.issuperset(map(type, reply[1:])):
             self.runtime.set_max_memory(self.hard_limit)
         return reply
 
