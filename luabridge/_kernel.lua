@@ -143,8 +143,8 @@ end
 -- shape is a host failure too. A reply is a status and at most six values (an error's words and facts);
 -- anything past them is dropped unread.
 local function checked_reply(n, ok, status, a, b, c, d, e, f)
-  if not (n <= 5 and ok and status == "ok" and FREE_VALUE[type(a)] and FREE_VALUE[type(b)]
-          and FREE_VALUE[type(c)]) then
+  if not (n <= 5 and ok and status == "ok" and FREE_VALUE[type(a)] and (b == nil or FREE_VALUE[type(b)])
+          and (c == nil or FREE_VALUE[type(c)])) then
     if not real_pcall(py_call, MEMORY_ON) then
       trip("memory", "internal error: the memory limit could not be restored")
     end
@@ -365,10 +365,7 @@ local function integration_function(id)
     if tripped then real_error(tripped.message, 0) end
     local nargs = select("#", ...)
     local first = ...
-    if nargs > 0 and NAMESPACES[first] ~= nil then
-      return deliver(with_host(HOST, "call", id, nargs, nil, true, nil, room()))
-    end
-    if nargs == 1 and type(first) == "table" then
+    if nargs == 1 and type(first) == "table" and NAMESPACES[first] == nil then
       local k, v = next(first)
       if k == nil then return deliver(with_host(CALL, id)) end
       if next(first, k) == nil and flat_pair(k, v) then  -- the commonest: one named argument
@@ -376,6 +373,8 @@ local function integration_function(id)
       end
       local pairs = flat_pairs(first)
       if pairs then return deliver(with_host(CALL, id, t_unpack(pairs, 1, pairs.n))) end
+    elseif nargs > 0 and NAMESPACES[first] ~= nil then  -- called with a colon
+      return deliver(with_host(HOST, "call", id, nargs, nil, true, nil, room()))
     end
     local args, err = nil, nil
     if nargs > 0 then args, err = to_json(first, false, true) end
