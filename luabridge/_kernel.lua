@@ -24,7 +24,7 @@ local real_pcall, real_xpcall, real_error, real_load = pcall, xpcall, error, loa
 local real_setmetatable, real_getmetatable = setmetatable, getmetatable
 local rawget, rawset, rawequal, rawlen, next, type, select = rawget, rawset, rawequal, rawlen, next, type, select
 local tostring, tonumber, ipairs, pairs = tostring, tonumber, ipairs, pairs
-local math_tointeger = math.tointeger
+local math_tointeger, math_randomseed = math.tointeger, math.randomseed
 local co_create, co_resume, co_close = coroutine.create, coroutine.resume, coroutine.close
 local co_status = coroutine.status
 local os_date, os_time = os.date, os.time
@@ -33,6 +33,12 @@ local s_sub, s_match = string.sub, string.match
 local utf8_len = utf8.len
 local t_concat, t_sort, t_pack, t_unpack = table.concat, table.sort, table.pack, table.unpack
 local math_type, math_huge = math.type, math.huge
+-- The standard tables themselves: the script's own (see The environment), the kernel having taken its copies.
+local real_assert, real_version = assert, _VERSION
+local MATH, TABLE, UTF8, STRING, COROUTINE = math, table, utf8, string, coroutine
+local os_clock, os_difftime = os.clock, os.difftime
+-- From here on the kernel reads no global: a global name is an error when it runs, not a script's variable.
+local _ENV = nil
 
 -- `host(operation, ...)` is the one door to the host for everything that returns data, and `call` its
 -- shortcut for the usual integration call (each Python object handed to Lua costs start-up time, so there
@@ -43,7 +49,7 @@ local START                     -- the run's clock (Unix seconds), with its seed
 local MEMERR = "not enough memory"
 local HOST_ERROR = "internal error in the host (a bug in the host, logged there)"
 local MAX_MESSAGE = 8192        -- bytes of an error message the host is handed; the rest is cut
-local SOFT_MEMORY = math.huge   -- Lua's own count (KiB) past which the run trips; set by `run`
+local SOFT_MEMORY = math_huge   -- Lua's own count (KiB) past which the run trips; set by `run`
 
 -- Neuter the metatable lupa shares between every wrapped Python object (its own entries were captured
 -- first: `py_call` is how the kernel, and only the kernel, still calls the host).
@@ -409,9 +415,12 @@ end
 
 local S = {}
 
--- Table constructors rather than a loop over names: this runs at the start of every run.
-S.assert = assert
-S.error = error
+-- Table constructors rather than a loop over names: this runs at the start of every run. The script gets
+-- math, table and utf8 themselves (its changes to them are its own: the kernel's copies are locals). string
+-- and coroutine are copies: they lack string.dump, and their wrapped functions (below) must not replace the
+-- originals, by which Lua names a standard function that fails when called from C (package.loaded).
+S.assert = real_assert
+S.error = real_error
 S.next = next
 S.rawequal = rawequal
 S.rawget = rawget
@@ -421,35 +430,19 @@ S.select = select
 S.tonumber = tonumber
 S.tostring = tostring
 S.type = type
-S._VERSION = _VERSION
+S._VERSION = real_version
 S._G = S
-S.math = {
-  abs = math.abs, acos = math.acos, asin = math.asin, atan = math.atan, ceil = math.ceil, cos = math.cos, deg = math.deg, exp = math.exp, floor = math.floor, fmod =
-  math.fmod, huge = math.huge, log = math.log, max = math.max, maxinteger = math.maxinteger, min = math.min,
-  mininteger = math.mininteger, modf = math.modf, pi = math.pi, rad = math.rad, random = math.random, randomseed =
-  math.randomseed, sin = math.sin, sqrt = math.sqrt, tan = math.tan, tointeger = math.tointeger, type = math.type,
-  ult = math.ult,
-}
-S.table = {
-  concat = table.concat, insert = table.insert, move = table.move, pack = table.pack, remove = table.remove, sort =
-  table.sort, unpack = table.unpack,
-}
-S.utf8 = {
-  char = utf8.char, charpattern = utf8.charpattern, codepoint = utf8.codepoint, codes = utf8.codes, len = utf8.len,
-  offset = utf8.offset,
-}
-S.os = {
-  clock = os.clock, date = os.date, difftime = os.difftime, time = os.time,
-}
+S.math = MATH
+S.table = TABLE
+S.utf8 = UTF8
+S.os = {clock = os_clock, difftime = os_difftime}
 S.string = {
-  byte = string.byte, char = string.char, find = string.find, format = string.format, gmatch = string.gmatch, gsub =
-  string.gsub, len = string.len, lower = string.lower, match = string.match, pack = string.pack, packsize =
-  string.packsize, rep = string.rep, reverse = string.reverse, sub = string.sub, unpack = string.unpack, upper =
-  string.upper,
+  byte = STRING.byte, char = STRING.char, find = s_find, format = s_format, gmatch = STRING.gmatch, gsub = s_gsub,
+  len = STRING.len, lower = STRING.lower, match = s_match, pack = STRING.pack, packsize = STRING.packsize,
+  reverse = STRING.reverse, sub = s_sub, unpack = STRING.unpack, upper = STRING.upper,
 }
 S.coroutine = {
-  isyieldable = coroutine.isyieldable, running = coroutine.running, status = coroutine.status, yield =
-  coroutine.yield,
+  isyieldable = COROUTINE.isyieldable, running = COROUTINE.running, status = co_status, yield = COROUTINE.yield,
 }
 
 local STRING_LIB = S.string   -- strings' methods, which an error value offers as its own too
@@ -618,7 +611,7 @@ end
 local function run(chunk, soft_memory, deadline, timeout, instructions, memory, output, result, seed, clock)
   DEADLINE, TIMEOUT, MAX_RESULT = deadline, timeout, result
   MAX_INSTRUCTIONS, MAX_MEMORY, MAX_OUTPUT = instructions, memory, output
-  math.randomseed(seed)
+  math_randomseed(seed)
   START = math_tointeger(clock // 1)
   SOFT_MEMORY = soft_memory
   debug_sethook(hook, "", STEP)

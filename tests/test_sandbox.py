@@ -76,6 +76,23 @@ def test_changes_to_libraries_do_not_leak_into_the_next_run(bridge):
     assert bridge.run("return ('a'):upper(), type(os.time), leak").value == ["A", "function", None]
 
 
+def test_a_script_that_breaks_its_libraries_breaks_only_its_own_code(run):
+    # math, table and utf8 are the runtime's own tables; the kernel reads none of them after it loads.
+    sabotage = ("for _, lib in ipairs({math, table, utf8, string, coroutine, os}) do "
+                "for name in pairs(lib) do lib[name] = error end end ")
+    code = (sabotage + "print({a = {1, 2}}, 1.5, 'x') "
+            "local ok, e = pcall(function() return app.integrations.nothing end) "
+            "return {math.huge ~= nil, type(json.encode({1})), select(2, pcall(error, 'mine')), ok}")
+    result = run(code)
+    assert result.ok, result.error
+    assert result.output == '{"a": [1, 2]}\t1.5\tx\n'
+    assert result.value == [True, "string", "mine", False]
+    # Its limits still hold: the hook and the memory count use no library of the script's.
+    assert run(sabotage + "while true do end", limits={"instructions": 100_000}).error.type == "instructions"
+    grow = sabotage + "local t = {} for i = 1, 1e9 do t[i] = i end"
+    assert run(grow, limits={"memory": 1 << 20}).error.type == "memory"
+
+
 def test_gc_metamethods_are_refused(run):
     result = run("setmetatable({}, {__gc = function() while true do end end})")
     assert result.error.message == "script:1: setmetatable: __gc metamethods are not allowed in the sandbox"
