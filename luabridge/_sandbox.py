@@ -256,8 +256,12 @@ class _Session:
 
     def kernel_arguments(self) -> tuple:
         """What the kernel receives when it loads, in its order: as few Python callables as it needs (each
-        costs start-up time), then its parts."""
-        return (time.monotonic, self.output, self.memory_on, self.host, self.flat_call, *KERNEL_PARTS)
+        costs start-up time), then its parts. Each callable goes wrapped: lupa then skips asking it for a
+        ``__getitem__`` (a failed hasattr, an exception built and dropped, per callable and run); how an
+        object would be indexed does not matter, since the kernel makes every one inert but to call."""
+        wrap = lua54.as_attrgetter
+        return (wrap(time.monotonic), wrap(self.output), wrap(self.memory_on), wrap(self.host), wrap(self.flat_call),
+                *KERNEL_PARTS)
 
 
 class PreparedRun:
