@@ -33,7 +33,7 @@ local s_sub, s_match = string.sub, string.match
 local utf8_len = utf8.len
 local t_concat, t_sort, t_pack, t_unpack = table.concat, table.sort, table.pack, table.unpack
 local math_type, math_huge = math.type, math.huge
--- The standard tables themselves: the script's own (see The environment), the kernel having taken its copies.
+-- The standard tables the script's environment is made of (see The environment).
 local real_assert, real_version = assert, _VERSION
 local MATH, TABLE, UTF8, STRING, COROUTINE = math, table, utf8, string, coroutine
 local os_clock, os_difftime = os.clock, os.difftime

@@ -40,7 +40,7 @@ MIN_MEMORY_SLACK = 1024 * 1024
 
 _CONTAINERS = (dict, list)
 
-# Values lupa pushes onto Lua's stack without allocating: numbers, booleans and tables already in Lua
+# Values lupa pushes onto Lua's stack without allocating: nil, numbers, booleans and tables already in Lua
 # (lupa does not export its table type).
 _HANDED_OVER_FREELY = frozenset({bool, int, float, type(None), type(lua54.LuaRuntime(register_eval=False).table())})
 
